@@ -1,0 +1,140 @@
+"""Backbones: reference parameter counts and shapes, input module, width, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vsslzoo.config import PreprocessConfig
+from vsslzoo.errors import ConfigError, UnknownArchitectureError
+from vsslzoo.models import build, get_architecture, list_architectures
+
+# (architecture, model_args, parameters, feature shape at the reference input) from
+# REFERENCE.md (measured there by building the reference implementations).
+REFERENCE = [
+    ("r3d_18", {}, 33_166_272, (512, 2, 7, 7)),
+    ("r2plus1d_18", {}, 31_300_125, (512, 2, 7, 7)),
+    ("r2plus1d_18", {"midplanes": "ctp", "bn_eps": 1e-3}, 33_165_639, (512, 2, 7, 7)),
+    ("s3dg", {}, 9_098_000, (1024, 2, 3, 3)),
+    ("r2d3d_18", {}, 14_057_536, (256, 4, 4, 4)),
+    ("r3d_50", {}, 31_672_128, (2048, 8, 7, 7)),  # REFERENCE.md: ~31.7M
+]
+
+
+def _params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("arch,args,params,_shape", REFERENCE)
+def test_parameter_counts_match_reference(arch, args, params, _shape):
+    assert _params(build(arch, **args)) == params
+
+
+@pytest.mark.parametrize("arch,args,_params,shape", REFERENCE)
+def test_feature_shapes_at_reference_input(arch, args, _params, shape):
+    model = build(arch, **args).eval()
+    clip = torch.randint(0, 256, (1, *get_architecture(arch).reference_input), dtype=torch.uint8)
+    with torch.inference_mode():
+        features = model.forward_features(clip)
+        embedding = model(clip)
+    assert tuple(features.shape) == (1, *shape)
+    assert tuple(embedding.shape) == (1, shape[0]) and model.embed_dim == shape[0]
+    torch.testing.assert_close(embedding, features.mean(dim=(2, 3, 4)))
+
+
+def test_ctp_midplanes_differ_from_torchvision_only_in_first_blocks():
+    tv = build("r2plus1d_18").state_dict()
+    ctp = build("r2plus1d_18", midplanes="ctp").state_dict()
+    assert tv.keys() == ctp.keys()
+    differing = {k for k in tv if tv[k].shape != ctp[k].shape}
+    # conv2 mid-planes of each stage's first block: 230/460/921 (torchvision) vs 288/576/1152
+    assert tv["layer2.0.conv2.0.0.weight"].shape[0] == 230
+    assert ctp["layer2.0.conv2.0.0.weight"].shape[0] == 288
+    assert ctp["layer4.0.conv2.0.0.weight"].shape[0] == 1152
+    assert all(k.startswith(("layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2"))
+               for k in differing)
+
+
+def test_torchvision_state_dict_layout():
+    keys = set(build("r2plus1d_18").state_dict())
+    for key in ("stem.0.weight", "stem.1.running_mean", "stem.3.weight", "stem.4.weight",
+                "layer1.0.conv1.0.0.weight", "layer1.0.conv1.0.1.weight",
+                "layer1.0.conv1.0.3.weight", "layer1.0.conv1.1.weight",
+                "layer2.0.downsample.0.weight", "layer2.0.downsample.1.weight"):
+        assert key in keys
+    assert not any("normalize" in k for k in keys)  # mean/std are config, not weights
+
+
+def test_ctp_bn_eps_applies_everywhere():
+    model = build("r2plus1d_18", midplanes="ctp", bn_eps=1e-3)
+    eps = {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)}
+    assert eps == {1e-3}
+
+
+@pytest.mark.parametrize("arch", ["r3d_18", "r2plus1d_18"])
+def test_output_stride_8_keeps_weights_and_doubles_resolution(arch):
+    torch.manual_seed(0)
+    s16 = build(arch, width=0.125).eval()
+    s8 = build(arch, width=0.125, output_stride=8).eval()
+    s8.load_state_dict(s16.state_dict())  # same weights fit both settings
+    clip = torch.randint(0, 256, (1, 3, 16, 112, 112), dtype=torch.uint8)
+    with torch.inference_mode():
+        assert tuple(s16.forward_features(clip).shape[2:]) == (2, 7, 7)
+        assert tuple(s8.forward_features(clip).shape[2:]) == (2, 14, 14)
+
+
+def test_input_module_normalises_uint8_like_the_formula():
+    pre = PreprocessConfig(mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 0.125))
+    model = build("r3d_18", width=0.125, preprocess=pre)
+    pixels = torch.randint(0, 256, (2, 3, 4, 8, 8), dtype=torch.uint8)
+    mean = torch.tensor(pre.mean).view(1, 3, 1, 1, 1)
+    std = torch.tensor(pre.std).view(1, 3, 1, 1, 1)
+    expected = (pixels.float() / 255 - mean) / std
+    torch.testing.assert_close(model.normalize(pixels), expected, rtol=1e-6, atol=1e-5)
+    # float input on the same 0..255 scale gives the same result
+    torch.testing.assert_close(model.normalize(pixels.float()), expected, rtol=1e-6, atol=1e-5)
+
+
+def test_input_module_reorders_channels_for_bgr_models():
+    pre = PreprocessConfig(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channel_order="bgr")
+    model = build("r3d_18", width=0.125, preprocess=pre)
+    pixels = torch.zeros(1, 3, 1, 2, 2, dtype=torch.uint8)
+    pixels[:, 0] = 255  # pure red in RGB
+    out = model.normalize(pixels)
+    assert out[0, 2].eq(1).all() and out[0, :2].eq(0).all()
+
+
+def test_input_module_rejects_wrong_layout():
+    model = build("r3d_18", width=0.125)
+    with pytest.raises(ValueError, match=r"\(B, 3, T, H, W\)"):
+        model(torch.zeros(1, 4, 3, 32, 32, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("arch", list_architectures())
+def test_small_width_runs_and_gradients_reach_every_parameter(arch):
+    torch.manual_seed(0)
+    model = build(arch, width=0.125).train()
+    clip = torch.randint(0, 256, (2, 3, 8, 48, 48), dtype=torch.uint8)
+    model(clip).pow(2).sum().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert not no_grad, f"parameters without gradient: {no_grad[:5]}"
+    assert _params(model) < 2_500_000
+
+
+@pytest.mark.parametrize("arch", list_architectures())
+def test_width_scales_embedding(arch):
+    assert build(arch, width=0.5).embed_dim == build(arch).embed_dim // 2
+
+
+def test_unknown_architecture_suggests_close_names():
+    with pytest.raises(UnknownArchitectureError, match="did you mean 'r3d_18'"):
+        build("r3d18")
+
+
+def test_unknown_model_args_are_named():
+    with pytest.raises(ConfigError, match=r"does not take model_args \['depth'\]"):
+        build("r3d_18", depth=34)
+    with pytest.raises(ConfigError, match="output_stride must be 8 or 16"):
+        build("r3d_18", output_stride=4)
+    with pytest.raises(ConfigError, match="width multiplier"):
+        build("s3dg", width=0)

@@ -1,0 +1,63 @@
+"""A real (non-editable) build: training/ and export/ install as vsslzoo.training/.export."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_maps_training_and_export_into_the_package(tmp_path):
+    pytest.importorskip("setuptools", minversion="77", reason="building needs setuptools>=77")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("vsslzoo", "training", "export"):
+        shutil.copytree(ROOT / name, source / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--no-index", "-q", "-w", str(wheels), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = wheels.glob("vsslzoo-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "vsslzoo/training/__init__.py" in names
+    assert "vsslzoo/export/__init__.py" in names
+    assert "vsslzoo/models/resnet3d.py" in names
+    top_level = {n.split("/")[0] for n in names}
+    assert top_level <= {"vsslzoo", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1]
+                         + ".dist-info"}, top_level
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "vsslzoo = vsslzoo.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target",
+         str(site), str(wheel)],
+        check=True, capture_output=True, timeout=300,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import vsslzoo, vsslzoo.training, vsslzoo.export, importlib.util, sys\n"
+        f"assert vsslzoo.__file__.startswith({str(site)!r}), vsslzoo.__file__\n"
+        "assert importlib.util.find_spec('training') is None\n"
+        "assert importlib.util.find_spec('export') is None\n"
+        "print(len(vsslzoo.list_models()))\n"
+    )
+    # -S: no site-packages, so an editable install of the checkout cannot shadow the wheel;
+    # importing vsslzoo and listing the zoo needs nothing outside the package.
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=elsewhere, capture_output=True,
+                         text=True, timeout=120,
+                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 10

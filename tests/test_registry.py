@@ -1,0 +1,119 @@
+"""The zoo registry, its model cards and README table (all generated from it)."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+
+import vsslzoo
+from vsslzoo import registry
+from vsslzoo.errors import UnknownModelError
+from vsslzoo.models import build
+from vsslzoo.zoo_docs import card_metadata, expected_documents, parse_front_matter
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+REQUIRED = [
+    "ctp-r3d18-ucf101", "ctp-r3d18-k400", "ctp-r2plus1d-ucf101", "ctp-r2plus1d-k400",
+    "paramcrop-s3dg-k400", "paramcrop-r2d3d-k400", "ca-r3d18-ucf101", "ca-r3d18-k400",
+    "corpf-r3d50-k400", "corpm-r3d50-ssv2",
+]
+
+
+def test_required_entries_exist():
+    assert set(REQUIRED) <= set(vsslzoo.list_models())
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_entry_builds_with_declared_embed_dim(name):
+    entry = registry.get_entry(name)
+    assert re.fullmatch(r"[a-z]+-[a-z0-9]+-[a-z0-9]+", name)
+    assert entry.hub_repo == f"vsslzoo/{name}"
+    model = build(entry.architecture, preprocess=entry.preprocess, **entry.model_args)
+    assert model.embed_dim == entry.embed_dim
+    assert entry.model_config().name == name
+    assert entry.provenance.kind in ("converted", "trained", "unpublished")
+    assert entry.available == (entry.sha256 is not None and entry.provenance.kind != "unpublished")
+    assert entry.obtain  # says how to get weights
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_entry_preprocessing_is_the_papers(name):
+    entry = registry.get_entry(name)
+    p = entry.preprocess
+    assert p.num_frames == 16
+    expected_crop = 224 if entry.architecture == "r3d_50" else 112
+    assert p.crop == (expected_crop, expected_crop)
+    assert p.frame_stride == (1 if entry.data == "ssv2" else 2)
+
+
+def test_ctp_entries_use_ctp_layout():
+    for name in ("ctp-r2plus1d-ucf101", "ctp-r2plus1d-k400"):
+        assert registry.get_entry(name).model_args == {"midplanes": "ctp", "bn_eps": 1e-3}
+
+
+def test_reported_results_present_and_sourced():
+    for name in REQUIRED:
+        results = registry.get_entry(name).reported_results
+        assert results, name
+        for row in results:
+            assert set(row) == {"task", "dataset", "metric", "value", "source"}
+            assert isinstance(row["value"], float) and row["source"]
+
+
+def test_list_models_patterns():
+    assert vsslzoo.list_models("ctp-*") == sorted(n for n in REQUIRED if n.startswith("ctp-"))
+    assert vsslzoo.list_models("k400") == sorted(n for n in REQUIRED if "k400" in n)
+    assert vsslzoo.list_models("nothing-like-this") == []
+    assert vsslzoo.list_models() == sorted(vsslzoo.list_models())
+
+
+@pytest.mark.parametrize(
+    "typo,suggestion",
+    [("ctp-r2plus1d", "ctp-r2plus1d-k400"), ("paramcrop-s3d-k400", "paramcrop-s3dg-k400"),
+     ("corpf-r3d50-kinetics", "corpf-r3d50-k400")],
+)
+def test_unknown_name_suggests_close_matches(typo, suggestion):
+    with pytest.raises(UnknownModelError) as info:
+        registry.get_entry(typo)
+    assert repr(suggestion) in str(info.value) and "vsslzoo list" in str(info.value)
+
+
+def test_register_and_overwrite(restore_registry):
+    entry = registry.get_entry("ca-r3d18-k400")
+    clone = type(entry)(**{**entry.__dict__, "name": "ca-r3d18-mine"})
+    registry.register(clone)
+    assert "ca-r3d18-mine" in vsslzoo.list_models()
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(clone)
+    registry.register(clone, overwrite=True)
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_every_entry_has_a_card_whose_metadata_matches(name):
+    path = ROOT / "model_cards" / f"{name}.md"
+    assert path.is_file(), f"no model card for {name}"
+    text = path.read_text(encoding="utf-8")
+    meta = parse_front_matter(text)
+    assert meta == card_metadata(registry.get_entry(name))
+    assert meta["library_name"] == "vsslzoo" and meta["pipeline_tag"] == "feature-extraction"
+    for section in ("## Method", "## Architecture", "## Preprocessing", "## Training recipe",
+                    "## Results reported in the paper", "## Intended use", "## Limitations",
+                    "## Provenance of the weights"):
+        assert section in text, f"{name}: card lacks {section}"
+    entry = registry.get_entry(name)
+    assert entry.paper["title"] in text
+    for row in entry.reported_results:
+        assert f"| {row['value']:g} |" in text
+
+
+def test_no_card_without_entry():
+    cards = {p.stem for p in (ROOT / "model_cards").glob("*.md")}
+    assert cards == set(vsslzoo.list_models())
+
+
+def test_generated_documents_are_up_to_date():
+    stale = [str(path.relative_to(ROOT)) for path, text in expected_documents(ROOT).items()
+             if not path.exists() or path.read_text(encoding="utf-8") != text]
+    assert not stale, f"run `python -m vsslzoo.zoo_docs --write`; stale: {stale}"

@@ -1,0 +1,171 @@
+"""``VideoEncoder``: a loaded model, ready to turn uint8 clips into embeddings.
+
+What :func:`vsslzoo.load` returns. It holds the ``ModelConfig`` (preprocessing included),
+the network on its device, and the numeric precision; ``embed`` is the one interface
+every backend shares: uint8 clips ``(B, 3, T, H, W)`` in, float32 ``(B, D)`` out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import ModelConfig, PreprocessConfig
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_PRECISION_ALIASES = {
+    "fp32": "fp32", "float32": "fp32", "float": "fp32", "32": "fp32",
+    "bf16": "bf16", "bfloat16": "bf16",
+    "fp16": "fp16", "float16": "fp16", "half": "fp16", "16": "fp16",
+}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CUDA if available, else CPU; an unavailable device is an error."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(
+            f"unsupported device {device!r} ({exc}); use 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {device!r} asked for, but CUDA is not available here "
+                "(torch.cuda.is_available() is False); use device='cpu' or leave it unset"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device {device!r}: MPS is not available here; use 'cpu'")
+    elif resolved.type != "cpu":
+        raise ConfigError(f"unsupported device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
+    return resolved
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """``None`` -> fp32. fp16 needs a GPU (CPU fp16 kernels are slow or missing)."""
+    if precision is None:
+        return "fp32"
+    key = str(precision).lower()
+    if key not in _PRECISION_ALIASES:
+        raise ConfigError(
+            f"unsupported precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
+        )
+    resolved = _PRECISION_ALIASES[key]
+    if resolved == "fp16" and device.type == "cpu":
+        raise ConfigError(
+            "precision 'fp16' needs a CUDA device; on the CPU use 'bf16' or 'fp32'"
+        )
+    return resolved
+
+
+class VideoEncoder:
+    """A model ready for inference (torch backend).
+
+    Attributes:
+        config: the model's :class:`ModelConfig`.
+        network: the ``nn.Module`` (eval mode) on ``device``.
+        device: where it runs.
+        precision: "fp32", "bf16" or "fp16" (autocast; weights stay float32).
+        source: where it was loaded from (zoo name, ``hf-hub:...`` or a folder).
+    """
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        network: nn.Module,
+        *,
+        device: str | torch.device | None = None,
+        precision: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.network = network.to(self.device).eval()
+        self.source = source or config.name or "<in memory>"
+
+    # -- what a user asks of a model ---------------------------------------------------
+    @property
+    def name(self) -> str | None:
+        return self.config.name
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.config.preprocess
+
+    def __repr__(self) -> str:
+        return (
+            f"VideoEncoder({self.source!r}, architecture={self.config.architecture!r}, "
+            f"embed_dim={self.embed_dim}, device='{self.device}', precision='{self.precision}')"
+        )
+
+    def embed(self, clips: Any, *, normalize: bool = True) -> np.ndarray:
+        """Embeddings of a batch of clips.
+
+        Args:
+            clips: ``(B, 3, T, H, W)`` uint8 pixels (numpy array or torch tensor), RGB,
+                preprocessed as ``self.preprocess`` says (T frames, H x W crop).
+            normalize: L2-normalise each embedding (cosine-ready).
+
+        Returns:
+            ``(B, embed_dim)`` float32 numpy array.
+        """
+        import numpy as np
+        import torch
+
+        tensor = torch.as_tensor(clips)
+        expected = self.preprocess.input_shape
+        if tensor.dim() != 5 or tensor.shape[1] != 3:
+            raise ValueError(
+                f"clips must have shape (B, 3, T, H, W); got {tuple(tensor.shape)}"
+            )
+        if tuple(tensor.shape[1:]) != expected:
+            raise ValueError(
+                f"clips have shape {tuple(tensor.shape[1:])} per clip but this model takes "
+                f"{expected} (preprocess: {self.preprocess.num_frames} frames, crop "
+                f"{self.preprocess.crop})"
+            )
+        tensor = tensor.to(self.device, non_blocking=True)
+        with torch.inference_mode(), self._autocast():
+            output = self.network(tensor).float()
+        if normalize:
+            output = torch.nn.functional.normalize(output, dim=1)
+        return np.ascontiguousarray(output.cpu().numpy(), dtype=np.float32)
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
+        """Write config.json + model.safetensors + README.md to ``folder``."""
+        from .artefacts import save_pretrained
+
+        return save_pretrained(self.network, self.config, folder)

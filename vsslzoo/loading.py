@@ -1,0 +1,221 @@
+"""``vsslzoo.load``: a zoo name, ``hf-hub:org/repo[@rev]`` or a folder -> VideoEncoder.
+
+Resolution order for a string:
+1. ``hf-hub:`` prefix -> that Hub repository;
+2. an existing folder holding config.json -> that folder (explicit files win, even when
+   the folder is named like a zoo entry);
+3. a zoo name -> the entry's Hub repository at its pinned revision, sha256-checked;
+   an entry without published weights says how to obtain them;
+4. anything else -> an error: "no such folder" for paths, close matches for names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .config import CONFIG_FILENAME, WEIGHTS_FILENAME, ModelConfig
+from .errors import ConfigError, ModelFolderError, ModelNotAvailableError, UnknownModelError
+from .hub import HUB_PREFIX, HubRef, download_files
+
+DEFAULT_MODEL: str | None = None  # the embedded default model ships with the CtP recipe
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a model comes from: ``kind`` is "zoo", "hub" or "folder"."""
+
+    kind: str
+    text: str
+    entry: registry.ZooEntry | None = None
+    hub: HubRef | None = None
+    folder: Path | None = None
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        os.sep in text
+        or (os.altsep is not None and os.altsep in text)
+        or text.startswith((".", "~"))
+    )
+
+
+def resolve_source(name_or_path: str | os.PathLike[str] | None, revision: str | None = None
+                   ) -> Source:
+    """Decide what ``name_or_path`` refers to (no download, no torch)."""
+    if name_or_path is None:
+        if DEFAULT_MODEL is None:
+            raise UnknownModelError(
+                "no model given, and this version of vsslzoo ships no embedded default model "
+                "yet; pass a zoo name (see `vsslzoo list`), hf-hub:ORG/NAME or a model folder"
+            )
+        name_or_path = DEFAULT_MODEL
+    text = os.fspath(name_or_path)
+    if text.startswith(HUB_PREFIX):
+        ref = HubRef.parse(text)
+        if revision is not None:
+            if ref.revision not in (None, revision):
+                raise ConfigError(
+                    f"{text!r} pins revision {ref.revision!r} but revision={revision!r} was "
+                    "also passed; give one"
+                )
+            ref = HubRef(ref.repo_id, revision)
+        return Source("hub", text, hub=ref)
+    path = Path(text).expanduser()
+    if path.is_dir() and ((path / CONFIG_FILENAME).is_file() or not registry.is_model(text)):
+        return Source("folder", text, folder=path)
+    if registry.is_model(text):
+        entry = registry.get_entry(text)
+        return Source("zoo", text, entry=entry,
+                      hub=HubRef(entry.hub_repo, revision or entry.revision))
+    if path.exists():
+        raise ModelFolderError(
+            f"{text} is a file, not a model folder; pass the folder that holds "
+            f"{CONFIG_FILENAME} and {WEIGHTS_FILENAME}"
+        )
+    if _looks_like_path(text):
+        raise ModelFolderError(
+            f"no such model folder: {text}. Pass an existing folder holding {CONFIG_FILENAME} "
+            f"+ {WEIGHTS_FILENAME}, a zoo name (`vsslzoo list`) or hf-hub:ORG/NAME"
+        )
+    raise UnknownModelError(registry.unknown_model_message(text))
+
+
+def _training_available(method: str) -> bool:
+    try:
+        spec = importlib.util.find_spec(f"vsslzoo.training.{registry.METHOD_PAPER[method]}")
+    except ModuleNotFoundError:  # vsslzoo.training itself missing (source checkout on PYTHONPATH)
+        return False
+    return spec is not None
+
+
+def not_available_message(entry: registry.ZooEntry) -> str:
+    recipe_note = (
+        "" if _training_available(entry.method)
+        else " (the vsslzoo.training recipe for this method is not part of this release yet)"
+    )
+    return (
+        f"model {entry.name!r} has no published weights yet ({entry.provenance.notes}). "
+        f"To obtain them{recipe_note}:\n  {entry.obtain}\n"
+        "Then load the resulting folder: vsslzoo.load('path/to/folder'). "
+        "If you have the weights on the Hub, load hf-hub:ORG/NAME."
+    )
+
+
+def fetch_files(
+    source: Source,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    filenames: tuple[str, ...] = (CONFIG_FILENAME, WEIGHTS_FILENAME),
+) -> dict[str, Path]:
+    """Local paths of the model files of ``source`` (downloading when needed)."""
+    if source.kind == "folder":
+        assert source.folder is not None
+        from .artefacts import read_config
+
+        read_config(source.folder)  # explanatory error when config.json is missing
+        return {name: source.folder / name for name in filenames}
+    if source.kind == "zoo":
+        assert source.entry is not None
+        if not source.entry.available:
+            raise ModelNotAvailableError(not_available_message(source.entry))
+    assert source.hub is not None
+    return download_files(
+        source.hub, filenames, cache_dir=cache_dir, local_files_only=local_files_only
+    )
+
+
+def _check_against_entry(config: ModelConfig, entry: registry.ZooEntry) -> ModelConfig:
+    expected = entry.model_config()
+    for field_name in ("architecture", "model_args", "embed_dim"):
+        if getattr(config, field_name) != getattr(expected, field_name):
+            raise ModelFolderError(
+                f"{entry.hub_repo}: config.json says {field_name}="
+                f"{getattr(config, field_name)!r} but the zoo entry {entry.name!r} says "
+                f"{getattr(expected, field_name)!r}; the repository does not hold this model"
+            )
+    return config.replace(name=entry.name)
+
+
+def load(
+    name_or_path: str | os.PathLike[str] | None = None,
+    *,
+    device: str | Any | None = None,
+    precision: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+):
+    """Load a model for inference.
+
+    Args:
+        name_or_path: a zoo name (``vsslzoo.list_models()``), ``hf-hub:ORG/NAME[@REV]``,
+            or a local folder with config.json + model.safetensors.
+        device: "cpu", "cuda", "cuda:N"; default: CUDA when available, else CPU.
+        precision: "fp32" (default), "bf16" or "fp16" (GPU only), used as autocast.
+        revision: Hub branch, tag or commit (overrides a zoo entry's pinned revision).
+        cache_dir: Hugging Face cache folder (default: the client's, from ``HF_HOME``).
+        local_files_only: True: never touch the network; None: decide automatically
+            (``HF_HUB_OFFLINE``, or an unreachable endpoint -> cache only).
+
+    Returns:
+        A :class:`~vsslzoo.encoder.VideoEncoder`.
+    """
+    from .artefacts import load_model_files
+    from .encoder import VideoEncoder, resolve_device, resolve_precision
+
+    source = resolve_source(name_or_path, revision)
+    # Validate device and precision before any download.
+    resolve_precision(precision, resolve_device(device))
+    paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only)
+    entry = source.entry
+    config, network = load_model_files(
+        paths[CONFIG_FILENAME],
+        paths[WEIGHTS_FILENAME],
+        expected_sha256=entry.sha256 if entry is not None else None,
+        what=source.text,
+    )
+    if entry is not None:
+        config = _check_against_entry(config, entry)
+    return VideoEncoder(config, network, device=device, precision=precision, source=source.text)
+
+
+def describe(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+) -> dict[str, Any]:
+    """What ``vsslzoo info`` shows: config, preprocessing, provenance, weights location.
+
+    Needs no torch; for a Hub repository only config.json is fetched.
+    """
+    source = resolve_source(name_or_path, revision)
+    if source.kind == "zoo":
+        assert source.entry is not None
+        info = source.entry.to_dict()
+        info["source"] = "zoo"
+        info["weights"] = (
+            f"https://huggingface.co/{source.entry.hub_repo}" if source.entry.available
+            else "not published: " + source.entry.obtain
+        )
+        return info
+    paths = fetch_files(
+        source, cache_dir=cache_dir, local_files_only=local_files_only,
+        filenames=(CONFIG_FILENAME,),
+    )
+    config = ModelConfig.from_file(paths[CONFIG_FILENAME])
+    info = config.to_dict()
+    info["source"] = source.kind
+    if source.kind == "folder":
+        weights = Path(paths[CONFIG_FILENAME]).parent / WEIGHTS_FILENAME
+        info["weights"] = str(weights) if weights.is_file() else f"missing: {weights}"
+    else:
+        info["weights"] = f"{source.hub} (config.json cached at {paths[CONFIG_FILENAME]})"
+    return info

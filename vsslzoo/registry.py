@@ -1,0 +1,262 @@
+"""The model zoo: names -> architecture, preprocessing, weights location, provenance.
+
+A zoo entry is data (STYLE.md, practice 1). Names are ``{method}-{backbone}-{data}``.
+This module imports no torch, so ``vsslzoo list`` stays instant.
+
+Preprocessing per entry (``PreprocessConfig``) is the paper's clip length and
+resolution; where a paper is silent vsslzoo chooses, and the choice is written here:
+
+* **Frame stride 2** for UCF/K400-style features: the retrieval/fine-tune evaluation
+  protocol of CtP (VCOP) and the papers that follow it (16 frames at stride 2, resize
+  171x128, centre crop 112). CtP *pretrains* with a random stride 1..5; ParamCrop's
+  views span 32..64 of 64 input frames (stride 2..4) and CA's local-clip stride is
+  unstated. CORP states stride 2 on K400 and 1 on SSv2.
+* **Mean/std**: CtP's reference code uses ImageNet statistics; ParamCrop's codebase
+  (Alibaba) 0.45/0.225. CA and CORP state none and have no public code: vsslzoo's own
+  training recipes use ImageNet statistics, so their entries do too.
+* **CORP resolution**: 224^2 (CVRL's R3D-50 setting; the CORP text does not state it),
+  resized from a 256 short side.
+
+No entry has published weights yet: each says how to obtain them (train with
+``vsslzoo.training``, convert a checkpoint, or pass a folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._paper_facts import METHODS, RESULTS
+from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, PreprocessConfig, Provenance
+from .errors import UnknownModelError
+
+HUB_ORG = "vsslzoo"
+
+# method key -> paper key in _paper_facts.METHODS
+METHOD_PAPER = {"ctp": "ctp", "paramcrop": "paramcrop", "ca": "ca", "corpf": "corp",
+                "corpm": "corp"}
+METHOD_TITLE = {
+    "ctp": "CtP (Catch-the-Patch)",
+    "paramcrop": "ParamCrop",
+    "ca": "Controllable Augmentations",
+    "corpf": "CORP_f",
+    "corpm": "CORP_m",
+}
+DATASETS = {
+    "ucf101": "UCF101",
+    "k400": "Kinetics-400",
+    "ssv2": "Something-Something V2",
+    "synthetic": "vsslzoo synthetic motion videos",
+}
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model.
+
+    Attributes:
+        name: ``{method}-{backbone}-{data}``.
+        method: key of :data:`METHOD_PAPER` (``ctp``, ``paramcrop``, ``ca``, ``corpf``,
+            ``corpm``).
+        architecture, model_args, embed_dim: what :func:`vsslzoo.models.build` takes and
+            the embedding size it gives.
+        preprocess: the input the weights expect.
+        data: pretraining data key of :data:`DATASETS`.
+        hub_repo: Hugging Face repository holding config.json + model.safetensors.
+        revision: pinned commit id (None: the default branch).
+        sha256: sha256 of model.safetensors; verified after every download.
+        provenance: where the weights come from.
+        obtain: how to produce the weights while they are not published (commands).
+        license: license of the weights.
+    """
+
+    name: str
+    method: str
+    architecture: str
+    model_args: dict[str, Any]
+    embed_dim: int
+    preprocess: PreprocessConfig
+    data: str
+    hub_repo: str
+    revision: str | None = None
+    sha256: str | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+    obtain: str = ""
+    license: str = "mit"
+
+    @property
+    def available(self) -> bool:
+        """True when published weights can be downloaded (and checked) from ``hub_repo``."""
+        return self.provenance.kind in ("converted", "trained") and self.sha256 is not None
+
+    @property
+    def paper(self) -> dict[str, Any]:
+        return METHODS[METHOD_PAPER[self.method]]
+
+    @property
+    def reported_results(self) -> list[dict[str, Any]]:
+        return list(RESULTS.get(self.name, []))
+
+    @property
+    def backbone(self) -> str:
+        return self.name.split("-")[1]
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(
+            architecture=self.architecture,
+            model_args=dict(self.model_args),
+            embed_dim=self.embed_dim,
+            preprocess=self.preprocess,
+            provenance=self.provenance,
+            name=self.name,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (``vsslzoo info --json``)."""
+        return {
+            "name": self.name,
+            "method": self.method,
+            "paper": {k: self.paper[k] for k in ("title", "authors", "venue", "year", "arxiv")},
+            "architecture": self.architecture,
+            "model_args": dict(self.model_args),
+            "embed_dim": self.embed_dim,
+            "preprocess": self.preprocess.to_dict(),
+            "data": self.data,
+            "hub_repo": self.hub_repo,
+            "revision": self.revision,
+            "sha256": self.sha256,
+            "available": self.available,
+            "provenance": self.provenance.to_dict(),
+            "obtain": self.obtain,
+            "license": self.license,
+            "reported_results": self.reported_results,
+        }
+
+
+# ------------------------------------------------------------------------------------
+# Preprocessing shared by families of entries
+# ------------------------------------------------------------------------------------
+_CTP_INPUT = PreprocessConfig(
+    num_frames=16, frame_stride=2, resize=128, crop=(112, 112),
+    mean=IMAGENET_MEAN, std=IMAGENET_STD,
+)
+_ALIBABA_INPUT = PreprocessConfig(
+    num_frames=16, frame_stride=2, resize=128, crop=(112, 112),
+    mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
+)
+_CA_INPUT = PreprocessConfig(
+    num_frames=16, frame_stride=2, resize=128, crop=(112, 112),
+    mean=IMAGENET_MEAN, std=IMAGENET_STD,
+)
+_CORP_K400_INPUT = PreprocessConfig(
+    num_frames=16, frame_stride=2, resize=256, crop=(224, 224),
+    mean=IMAGENET_MEAN, std=IMAGENET_STD,
+)
+_CORP_SSV2_INPUT = dataclasses.replace(_CORP_K400_INPUT, frame_stride=1)
+
+# CtP's released code (microsoft/CtP) uses BatchNorm eps 1e-3 throughout.
+_CTP_R3D = ("r3d_18", {"bn_eps": 1e-3}, 512)
+_CTP_R2PLUS1D = ("r2plus1d_18", {"midplanes": "ctp", "bn_eps": 1e-3}, 512)
+
+def _entry(
+    name: str,
+    arch: tuple[str, dict[str, Any], int],
+    preprocess: PreprocessConfig,
+    train_args: str,
+    **extra: Any,
+) -> ZooEntry:
+    method, backbone, data = name.split("-")
+    architecture, model_args, embed_dim = arch
+    obtain = (
+        f"python -m vsslzoo.training {METHOD_PAPER[method]} --data /path/to/{data}/train "
+        f"--arch {architecture} {train_args + ' ' if train_args else ''}--preset {data} "
+        f"--out runs/{name}"
+        f"  # then vsslzoo.load('runs/{name}/model')"
+    )
+    if "obtain" in extra:
+        obtain = extra.pop("obtain") + "\nor train it: " + obtain
+    return ZooEntry(
+        name=name,
+        method=method,
+        architecture=architecture,
+        model_args=dict(model_args),
+        embed_dim=embed_dim,
+        preprocess=preprocess,
+        data=data,
+        hub_repo=f"{HUB_ORG}/{name}",
+        provenance=Provenance(
+            kind="unpublished", method=method, data=DATASETS[data],
+            notes="No official weights were published by the authors; vsslzoo has not "
+                  "published weights for this entry yet.",
+        ),
+        obtain=obtain,
+        **extra,
+    )
+
+
+_BUILTIN: tuple[ZooEntry, ...] = (
+    _entry("ctp-r3d18-ucf101", _CTP_R3D, _CTP_INPUT, ""),
+    _entry("ctp-r3d18-k400", _CTP_R3D, _CTP_INPUT, ""),
+    _entry("ctp-r2plus1d-ucf101", _CTP_R2PLUS1D, _CTP_INPUT, ""),
+    _entry(
+        "ctp-r2plus1d-k400", _CTP_R2PLUS1D, _CTP_INPUT, "",
+        obtain="convert the third-party (SEVERE benchmark) CtP R(2+1)D-18 K400 checkpoint: "
+               "python -m vsslzoo.training convert ctp CHECKPOINT.pth -o ctp-r2plus1d-k400/",
+    ),
+    _entry("paramcrop-s3dg-k400", ("s3dg", {}, 1024), _ALIBABA_INPUT, "--framework simclr"),
+    _entry("paramcrop-r2d3d-k400", ("r2d3d_18", {}, 256), _ALIBABA_INPUT, "--framework simclr"),
+    _entry("ca-r3d18-ucf101", ("r3d_18", {}, 512), _CA_INPUT, ""),
+    _entry("ca-r3d18-k400", ("r3d_18", {}, 512), _CA_INPUT, ""),
+    _entry("corpf-r3d50-k400", ("r3d_50", {}, 2048), _CORP_K400_INPUT, "--variant f"),
+    _entry("corpm-r3d50-ssv2", ("r3d_50", {}, 2048), _CORP_SSV2_INPUT, "--variant m --clips 4"),
+)
+
+_REGISTRY: dict[str, ZooEntry] = {entry.name: entry for entry in _BUILTIN}
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Zoo names, sorted; ``pattern`` is a shell-style filter (``"ctp-*"``, ``"*k400"``)."""
+    names = sorted(_REGISTRY)
+    if pattern:
+        if not any(ch in pattern for ch in "*?["):
+            pattern = f"*{pattern}*"
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return names
+
+
+def is_model(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The zoo entry called ``name``; an unknown name suggests close matches."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(unknown_model_message(name)) from None
+
+
+def unknown_model_message(name: str) -> str:
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    if not close:  # a prefix like 'ctp-r2plus1d' is closer to a family than a name
+        close = [n for n in sorted(_REGISTRY) if n.startswith(name) or name in n][:3]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
+    return (
+        f"unknown model {name!r}{hint} See `vsslzoo list` for the zoo; a local model "
+        "folder or hf-hub:ORG/NAME also works."
+    )
+
+
+def register(entry: ZooEntry, *, overwrite: bool = False) -> None:
+    """Add ``entry`` to the zoo (plugins, tests). Replacing a name needs ``overwrite``."""
+    if entry.name in _REGISTRY and not overwrite:
+        raise ValueError(f"model {entry.name!r} is already registered; pass overwrite=True")
+    _REGISTRY[entry.name] = entry
+
+
+def unregister(name: str) -> None:
+    """Remove ``name`` from the zoo (no error if absent)."""
+    _REGISTRY.pop(name, None)
