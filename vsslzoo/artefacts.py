@@ -200,9 +200,9 @@ def load_model_files(
     """
     config = ModelConfig.from_file(config_path)
     weights_path = Path(weights_path)
-    if expected_sha256 and weights_path.is_file():
+    tensors = read_weights(weights_path)  # a missing/corrupt file is named before hashing
+    if expected_sha256:
         verify_sha256(weights_path, expected_sha256, what=what or str(weights_path))
-    tensors = read_weights(weights_path)
     network = build_network(config)
     load_state_dict_strict(network, tensors, where=str(weights_path), config=config)
     network.eval()

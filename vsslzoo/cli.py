@@ -107,5 +107,129 @@ def info_command(model: str, revision: str | None, offline: bool, as_json: bool)
         _echo_info(info)
 
 
+def _default_workers() -> int:
+    import os
+
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def _require_model(model: str | None) -> str | None:
+    from .loading import DEFAULT_MODEL
+
+    if model is None and DEFAULT_MODEL is None:
+        raise click.UsageError(
+            "-m/--model is required: this release ships no embedded default model yet. "
+            "Pass a zoo name (`vsslzoo list`), hf-hub:ORG/NAME or a model folder."
+        )
+    return model
+
+
+@main.command("extract")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Output folder (created; re-running skips videos already there).")
+@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder.")
+@click.option("--clips", default="uniform:10", show_default=True,
+              help="Clip sampling: uniform:N, sliding:SECONDS or segment:A-B.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "npy"]), default="parquet",
+              show_default=True, help="Parquet rows, or .npy + JSON sidecar per part.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Clips per model call.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Decoding processes (default: CPU count - 1, at most 8; 0: no processes).")
+@click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True, help="Autocast precision (fp16: GPU only).")
+@click.option("--pooling", type=click.Choice(["avg", "vcop"]), default="avg", show_default=True,
+              help="avg: global average pooling; vcop: 2x3x3 adaptive pooling, flattened.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network.")
+@click.option("--recursive/--no-recursive", default=True, show_default=True,
+              help="Search folders recursively.")
+@click.option("--commit-every", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Videos per committed part file (what an interruption can lose at most).")
+@click.option("--strict", is_flag=True, help="Exit non-zero if any video fails.")
+def extract_command(inputs, output, model, clips, fmt, batch_size, workers, device, precision,
+                    pooling, compile_model, recursive, commit_every, strict) -> None:
+    """Extract clip- and video-level embeddings of every video in INPUTS (files/folders).
+
+    Writes OUTPUT/part-*.parquet (or .npy + .json): one row per clip (video_path,
+    clip_index, start_s, end_s, embedding) and one row per video (level "video",
+    clip_index -1). Videos that cannot be decoded are listed in OUTPUT/errors.jsonl and
+    the others go on.
+    """
+    import os
+    import time
+
+    from tqdm import tqdm
+
+    from . import load
+    from .extract import ExtractStats, extract_videos
+    from .feature_store import FeatureWriter
+    from .video.files import VIDEO_EXTENSIONS, find_videos
+    from .video.sampling import ClipSampling
+
+    sampling = ClipSampling.parse(clips)
+    videos = find_videos(list(inputs), recursive=recursive)
+    if not videos:
+        raise click.ClickException(
+            f"no video files found in {', '.join(inputs)} (looked for "
+            f"{', '.join(sorted(VIDEO_EXTENSIONS))})"
+        )
+    encoder = load(_require_model(model), device=device, precision=precision,
+                   compile=compile_model)
+    manifest = {
+        "model": encoder.source,
+        "weights_sha256": encoder.weights_sha256,
+        "architecture": encoder.config.architecture,
+        "embed_dim": encoder.output_dim(pooling),
+        "clips": str(sampling),
+        "pooling": pooling,
+        "preprocess": encoder.preprocess.to_dict(),
+        "vsslzoo_version": __version__,
+    }
+    workers = _default_workers() if workers is None else workers
+    started = time.perf_counter()
+    with FeatureWriter(output, manifest=manifest, fmt=fmt, part_videos=commit_every) as writer:
+        todo = [v for v in videos if os.path.abspath(v) not in writer.done]
+        skipped = len(videos) - len(todo)
+        if skipped:
+            click.echo(f"skipping {skipped} video(s) already in {output}", err=True)
+        stats = ExtractStats()
+        failures: list[tuple[str, str]] = []
+        bar = tqdm(total=len(todo), unit="video", disable=None, dynamic_ncols=True)
+        try:
+            for result in extract_videos(encoder, todo, clips=sampling, batch_size=batch_size,
+                                         workers=workers, pooling=pooling, stats=stats):
+                writer.add(result)
+                if result.error is not None:
+                    failures.append((result.path, result.error))
+                bar.update(1)
+                bar.set_postfix(clips_per_s=f"{stats.clips_per_s:.1f}", failed=len(failures),
+                                refresh=False)
+        except KeyboardInterrupt:
+            bar.close()
+            writer.commit()
+            click.echo(
+                f"interrupted: {stats.videos_ok} video(s) saved to {output}; run the same "
+                "command again to continue", err=True)
+            raise SystemExit(130) from None
+        bar.close()
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"extracted {stats.videos_ok} video(s), {stats.clips} clip(s) in {elapsed:.1f} s "
+        f"({stats.clips / max(elapsed, 1e-9):.1f} clips/s) -> {output}"
+        + (f"; {skipped} skipped (already done)" if skipped else "")
+    )
+    if failures:
+        click.echo(f"{len(failures)} video(s) failed (listed in "
+                   f"{os.path.join(output, 'errors.jsonl')}):", err=True)
+        for path, reason in failures[:20]:
+            click.echo(f"  {path}: {reason}", err=True)
+        if len(failures) > 20:
+            click.echo(f"  ... and {len(failures) - 20} more", err=True)
+    if failures and (strict or stats.videos_ok + skipped == 0):
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -19,12 +19,22 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from .extract import VideoFeatures
+
 PRECISIONS = ("fp32", "bf16", "fp16")
+POOLINGS = ("avg", "vcop")
+VCOP_GRID = (2, 3, 3)  # adaptive pooling grid (T, H, W) of the VCOP/CtP retrieval protocol
+VCOP_CELLS = 18
 _PRECISION_ALIASES = {
     "fp32": "fp32", "float32": "fp32", "float": "fp32", "32": "fp32",
     "bf16": "bf16", "bfloat16": "bf16",
     "fp16": "fp16", "float16": "fp16", "half": "fp16", "16": "fp16",
 }
+
+
+def check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ConfigError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -83,6 +93,9 @@ class VideoEncoder:
         device: where it runs.
         precision: "fp32", "bf16" or "fp16" (autocast; weights stay float32).
         source: where it was loaded from (zoo name, ``hf-hub:...`` or a folder).
+        compile: wrap the network in ``torch.compile`` (worth it on GPU for long runs).
+
+    On CUDA the network and its input use ``channels_last_3d`` (faster convolutions).
     """
 
     backend = "torch"
@@ -95,12 +108,22 @@ class VideoEncoder:
         device: str | torch.device | None = None,
         precision: str | None = None,
         source: str | None = None,
+        compile: bool = False,
     ) -> None:
+        import torch
+
         self.config = config
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.network = network.to(self.device).eval()
+        self._channels_last = self.device.type == "cuda"
+        if self._channels_last:
+            self.network = self.network.to(memory_format=torch.channels_last_3d)
+        self._forward_features = self.network.forward_features
+        if compile:
+            self._forward_features = torch.compile(self.network.forward_features)
         self.source = source or config.name or "<in memory>"
+        self.weights_sha256: str | None = None  # set by vsslzoo.load from the weights file
 
     # -- what a user asks of a model ---------------------------------------------------
     @property
@@ -121,20 +144,35 @@ class VideoEncoder:
             f"embed_dim={self.embed_dim}, device='{self.device}', precision='{self.precision}')"
         )
 
-    def embed(self, clips: Any, *, normalize: bool = True) -> np.ndarray:
+    def output_dim(self, pooling: str = "avg") -> int:
+        """Embedding size for ``pooling``: D for "avg", D x 2 x 3 x 3 for "vcop"."""
+        check_pooling(pooling)
+        return self.embed_dim * (1 if pooling == "avg" else VCOP_CELLS)
+
+    def embed(self, clips: Any, *, normalize: bool = True, pooling: str = "avg") -> np.ndarray:
         """Embeddings of a batch of clips.
 
         Args:
             clips: ``(B, 3, T, H, W)`` uint8 pixels (numpy array or torch tensor), RGB,
                 preprocessed as ``self.preprocess`` says (T frames, H x W crop).
             normalize: L2-normalise each embedding (cosine-ready).
+            pooling: "avg" (global average pooling, ``embed_dim``) or "vcop" (adaptive
+                average pooling to 2x3x3, flattened: ``18 * embed_dim``).
 
         Returns:
-            ``(B, embed_dim)`` float32 numpy array.
+            ``(B, output_dim(pooling))`` float32 numpy array.
         """
+        from .extract import l2_normalize
+
+        raw = self.embed_raw(clips, pooling=pooling)
+        return l2_normalize(raw) if normalize else raw
+
+    def embed_raw(self, clips: Any, *, pooling: str = "avg") -> np.ndarray:
+        """Un-normalised ``(B, output_dim(pooling))`` float32 features of uint8 clips."""
         import numpy as np
         import torch
 
+        check_pooling(pooling)
         tensor = torch.as_tensor(clips)
         expected = self.preprocess.input_shape
         if tensor.dim() != 5 or tensor.shape[1] != 3:
@@ -147,12 +185,56 @@ class VideoEncoder:
                 f"{expected} (preprocess: {self.preprocess.num_frames} frames, crop "
                 f"{self.preprocess.crop})"
             )
+        if tensor.dtype != torch.uint8:
+            raise ValueError(f"clips must be uint8 pixels, got {tensor.dtype}")
         tensor = tensor.to(self.device, non_blocking=True)
+        if self._channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last_3d)
         with torch.inference_mode(), self._autocast():
-            output = self.network(tensor).float()
-        if normalize:
-            output = torch.nn.functional.normalize(output, dim=1)
-        return np.ascontiguousarray(output.cpu().numpy(), dtype=np.float32)
+            features = self._forward_features(tensor)
+            if pooling == "avg":
+                output = features.mean(dim=(2, 3, 4))
+            else:
+                output = torch.nn.functional.adaptive_avg_pool3d(features, VCOP_GRID).flatten(1)
+        return np.ascontiguousarray(output.float().cpu().numpy(), dtype=np.float32)
+
+    def clip_features(
+        self,
+        video: str | os.PathLike[str],
+        clips: str = "uniform:10",
+        *,
+        batch_size: int = 16,
+        pooling: str = "avg",
+    ) -> VideoFeatures:
+        """Clip embeddings of one video file.
+
+        Args:
+            video: a video file PyAV can decode.
+            clips: ``uniform:N``, ``sliding:S`` (a clip every S seconds) or
+                ``segment:A-B`` (the moment from A to B seconds).
+
+        Returns:
+            :class:`~vsslzoo.extract.VideoFeatures`: ``embeddings`` (N, D) float32
+            L2-normalised, ``spans`` N x (start_s, end_s), ``video_embedding``.
+
+        Raises:
+            VideoDecodeError: the file cannot be decoded.
+        """
+        from .errors import VideoDecodeError
+        from .extract import extract_videos
+
+        (result,) = extract_videos(self, [video], clips=clips, batch_size=batch_size,
+                                   workers=0, pooling=pooling)
+        if result.error is not None:
+            raise VideoDecodeError(os.fspath(video), result.error)
+        return result
+
+    def video_feature(
+        self, video: str | os.PathLike[str], clips: str = "uniform:10", *, pooling: str = "avg"
+    ) -> np.ndarray:
+        """``(D,)`` float32: the L2-normalised mean of the video's clip features
+        (10 uniformly spaced clips by default: the retrieval protocol)."""
+        return self.clip_features(video, clips, pooling=pooling).video_embedding
 
     def _autocast(self):
         import contextlib

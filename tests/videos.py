@@ -1,0 +1,145 @@
+"""Synthetic test videos written with PyAV whose frames are known exactly.
+
+Every frame carries its index as a 16-cell barcode along the top (cells of
+``CELL`` x ``CELL`` px, white = 1, least significant bit first) and a white square whose
+left edge moves ``SPEED`` px per frame, so a decoded frame tells which source frame it is
+and where the square must be.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+CELL = 8
+BITS = 12
+SPEED = 2
+SQUARE = 12
+
+
+def frame_image(index: int, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image of frame ``index``."""
+    image = np.full((height, width, 3), 40, np.uint8)
+    for bit in range(BITS):
+        if (index >> bit) & 1:
+            image[:CELL, bit * CELL:(bit + 1) * CELL] = 255
+    x = square_x(index, width)
+    y = CELL * 2
+    image[y:y + SQUARE, x:x + SQUARE] = (255, 64, 64)
+    return image
+
+
+def square_x(index: int, width: int) -> int:
+    span = width - SQUARE
+    return (index * SPEED) % span
+
+
+def read_index(image: np.ndarray) -> int:
+    """Frame index from the barcode of an (H, W, 3) frame at its native size."""
+    cells = image[1:CELL - 1, :BITS * CELL].astype(np.float32).mean(axis=2)
+    value = 0
+    for bit in range(BITS):
+        if cells[:, bit * CELL + 1:(bit + 1) * CELL - 1].mean() > 128:
+            value |= 1 << bit
+    return value
+
+
+_CONTAINER = {"h264": "mp4", "libx264": "mp4", "mpeg4": "mp4", "libvpx-vp9": "webm",
+              "mjpeg": "avi"}
+
+
+def write_video(
+    path: str | Path,
+    *,
+    num_frames: int = 48,
+    fps: int = 24,
+    size: tuple[int, int] = (160, 96),
+    codec: str = "libx264",
+    gop: int | None = None,
+    frame_times: list[float] | None = None,
+    rotation: int | None = None,
+    audio: bool = False,
+) -> Path:
+    """Write a test video; returns its path.
+
+    Args:
+        size: (width, height) in pixels (even numbers).
+        gop: keyframe interval in frames (None: the encoder's default; x264: 250).
+        frame_times: presentation time of each frame in seconds (variable frame rate);
+            default ``i / fps``.
+        rotation: display-matrix rotation in degrees (counter-clockwise), e.g. 90.
+        audio: add a sine-wave AAC audio stream.
+    """
+    path = Path(path)
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        options = {}
+        if codec in ("libx264", "h264"):
+            options = {"crf": "12", "preset": "ultrafast"}
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+            if codec in ("libx264", "h264"):
+                options.update({"keyint": str(gop), "min-keyint": str(gop), "scenecut": "0"})
+        if codec == "libvpx-vp9":
+            options.update({"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"})
+        if codec == "mpeg4":
+            stream.codec_context.options = {"qscale": "2"}
+            stream.codec_context.qmax = 3
+        if options:
+            stream.codec_context.options = options
+        time_base = Fraction(1, 1000) if frame_times is not None else Fraction(1, fps)
+        stream.codec_context.time_base = time_base
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        audio_stream = container.add_stream("aac", rate=16000) if audio else None
+        for index in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(frame_image(index, width, height), format="rgb24")
+            if frame_times is not None:
+                frame.pts = round(frame_times[index] * 1000)
+            else:
+                frame.pts = index
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if audio_stream is not None:
+            _write_audio(container, audio_stream, seconds=num_frames / fps)
+    return path
+
+
+def write_audio_only(path: str | Path, seconds: float = 1.0) -> Path:
+    path = Path(path)
+    with av.open(str(path), "w", format="mp4") as container:
+        _write_audio(container, container.add_stream("aac", rate=16000), seconds)
+    return path
+
+
+def _write_audio(container, stream, seconds: float) -> None:
+    rate = 16000
+    samples = np.sin(np.arange(int(rate * seconds)) * 2 * np.pi * 440 / rate).astype(np.float32)
+    chunk = 1024
+    for start in range(0, len(samples), chunk):
+        block = samples[start:start + chunk][None, :]
+        frame = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
+def decode_all(path: str | Path) -> list[tuple[float, np.ndarray]]:
+    """(time_s, RGB frame) of every frame, by one sequential decode (the reference)."""
+    out = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            out.append((float(frame.time), frame.to_ndarray(format="rgb24")))
+    return out

@@ -1,0 +1,175 @@
+"""Clip- and video-level embeddings of video files.
+
+``extract_videos`` pipes decoded clips (from :class:`~vsslzoo.video.pool.DecodePool`,
+worker processes overlapping with model compute) into batches that mix clips of several
+videos, and yields one :class:`VideoFeatures` per video as soon as all of its clips are
+embedded. Failed videos are yielded too (``error`` set) so callers can report them and
+go on.
+
+Video-level embedding: the mean of the video's *un-normalised* clip features, then L2
+normalisation (the VCOP/CoCLR retrieval protocol); clip embeddings are L2-normalised.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .video.pool import ClipChunk, DecodePool, VideoFailed, VideoStart
+from .video.probe import VideoInfo
+from .video.sampling import ClipSampling, ClipSpan
+
+
+def l2_normalize(array: np.ndarray, axis: int = -1) -> np.ndarray:
+    norm = np.linalg.norm(array, axis=axis, keepdims=True)
+    return (array / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class VideoFeatures:
+    """Embeddings of one video.
+
+    Attributes:
+        path: the video file.
+        embeddings: ``(N, D)`` float32, L2-normalised, one row per clip.
+        spans: N :class:`ClipSpan` (which moment each row is).
+        video_embedding: ``(D,)`` float32, L2-normalised mean of the clip features.
+        info: the video's probe result.
+        error: why the video failed (then the arrays are empty).
+    """
+
+    path: str
+    embeddings: np.ndarray
+    spans: list[ClipSpan]
+    video_embedding: np.ndarray | None
+    info: VideoInfo | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Pending:
+    path: str
+    info: VideoInfo
+    spans: tuple[ClipSpan, ...]
+    raw: np.ndarray  # (N, D) un-normalised features, filled as batches finish
+    done: int = 0
+
+
+@dataclass
+class ExtractStats:
+    """Counters for progress bars and summaries."""
+
+    videos_ok: int = 0
+    videos_failed: int = 0
+    clips: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.clips / max(time.perf_counter() - self.started, 1e-9)
+
+
+def extract_videos(
+    model,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    clips: str | ClipSampling = "uniform:10",
+    batch_size: int = 16,
+    workers: int = 0,
+    pooling: str = "avg",
+    stats: ExtractStats | None = None,
+) -> Iterator[VideoFeatures]:
+    """Embed every video of ``paths``; yields results as videos finish (any order).
+
+    Args:
+        model: a loaded :class:`~vsslzoo.encoder.VideoEncoder` (or any backend with
+            ``embed_raw(clips, pooling) -> (B, D)`` and ``preprocess``).
+        clips: sampling spec (``uniform:N``, ``sliding:S``, ``segment:A-B``).
+        batch_size: clips per model call (clips of several videos share a batch).
+        workers: decoding processes (0: decode in this process).
+        pooling: "avg" (global average) or "vcop" (adaptive pool to 2x3x3, flattened).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    stats = stats if stats is not None else ExtractStats()
+    paths = [os.fspath(p) for p in paths]
+    pool = DecodePool(clips, model.preprocess, workers=workers,
+                      chunk_clips=min(batch_size, 8))
+    pending: dict[int, _Pending] = {}
+    batch: list[tuple[int, int, np.ndarray]] = []  # (video id, clip index, (n,3,T,H,W))
+    batch_clips = 0
+
+    def run_batch() -> Iterator[VideoFeatures]:
+        nonlocal batch, batch_clips
+        if not batch:
+            return
+        stacked = np.concatenate([chunk for _, _, chunk in batch]) if len(batch) > 1 \
+            else batch[0][2]
+        features = model.embed_raw(stacked, pooling=pooling)
+        offset = 0
+        finished = []
+        for video_id, first, chunk in batch:
+            n = len(chunk)
+            entry = pending.get(video_id)
+            if entry is not None:  # None: the video failed after this chunk was queued
+                entry.raw[first:first + n] = features[offset:offset + n]
+                entry.done += n
+                if entry.done == len(entry.spans):
+                    finished.append(video_id)
+            offset += n
+        stats.clips += batch_clips
+        batch, batch_clips = [], 0
+        for video_id in finished:
+            yield _finish(pending.pop(video_id), stats)
+
+    for message in pool.run(paths):
+        if isinstance(message, VideoStart):
+            pending[message.video_id] = _Pending(
+                paths[message.video_id], message.info, message.spans,
+                np.zeros((len(message.spans), 0), np.float32),
+            )
+        elif isinstance(message, ClipChunk):
+            entry = pending.get(message.video_id)
+            if entry is None:
+                continue
+            if entry.raw.shape[1] == 0:
+                entry.raw = np.zeros((len(entry.spans), _dim(model, pooling)), np.float32)
+            # split chunks so a batch never exceeds batch_size clips
+            start = 0
+            while start < len(message.clips):
+                take = min(batch_size - batch_clips, len(message.clips) - start)
+                batch.append((message.video_id, message.first_index + start,
+                              message.clips[start:start + take]))
+                batch_clips += take
+                start += take
+                if batch_clips == batch_size:
+                    yield from run_batch()
+        elif isinstance(message, VideoFailed):
+            pending.pop(message.video_id, None)
+            stats.videos_failed += 1
+            yield VideoFeatures(paths[message.video_id], np.zeros((0, 0), np.float32), [],
+                                None, error=message.reason)
+    yield from run_batch()
+
+
+def _dim(model, pooling: str) -> int:
+    return model.output_dim(pooling)
+
+
+def _finish(entry: _Pending, stats: ExtractStats) -> VideoFeatures:
+    stats.videos_ok += 1
+    return VideoFeatures(
+        path=entry.path,
+        embeddings=l2_normalize(entry.raw),
+        spans=list(entry.spans),
+        video_embedding=l2_normalize(entry.raw.mean(axis=0)),
+        info=entry.info,
+    )
