@@ -125,6 +125,7 @@ class DecodePool:
         self.chunk_clips = max(1, chunk_clips)
         self.chunks_in_flight = chunks_in_flight or max(4, 3 * workers)
         self.start_method = start_method
+        self.processes: dict[int, mp.process.BaseProcess] = {}
 
     def run(self, paths: Sequence[str]) -> Iterator[Message]:
         if self.workers == 0:
@@ -149,6 +150,7 @@ class DecodePool:
         tasks = context.Queue()
         results = context.Queue(maxsize=self.chunks_in_flight)
         workers = {i: self._start(context, i, tasks, results) for i in range(self.workers)}
+        self.processes = workers  # live view, for monitoring (and tests that kill one)
         current: dict[int, int] = {}  # worker id -> video id it is decoding
         next_video = 0
         finished = 0

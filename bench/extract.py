@@ -1,0 +1,171 @@
+"""Extraction throughput and memory on this machine (a benchmark, not a test).
+
+Measured side by side in one run, for each model:
+  (a) decode only: the DecodePool reading exactly the clips extraction reads;
+  (b) model only: the model on the same clips, already in memory;
+  (c) end to end: ``extract_videos`` (decode workers overlapping with the model).
+and the ratios (c)/(a) and (c)/(b). Then peak RSS of a whole extraction of a 1-minute
+and a 10-minute video in fresh processes (sliding clips every second): memory must not
+grow with the video's length.
+
+    python bench/extract.py                 # writes nothing; paste the output into RESULTS.md
+    python bench/extract.py --quick         # fewer clips, smaller memory videos
+
+Models are randomly initialised (speed does not depend on the weights). Until the
+embedded default model ships, the "small" model is R(2+1)D-18 at width 0.25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_textured_video(path: Path, seconds: float, fps: int = 25, size=(640, 360),
+                         gop: int = 50) -> Path:
+    """Camera-like h264 (moving noise texture + moving shapes), keyframe every 2 s."""
+    rng = np.random.default_rng(0)
+    width, height = size
+    texture = rng.integers(0, 255, (height * 2, width * 2, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"preset": "ultrafast", "crf": "23",
+                                        "keyint": str(gop), "min-keyint": str(gop)}
+        for index in range(int(seconds * fps)):
+            dx, dy = (index * 3) % width, (index * 2) % height
+            image = np.ascontiguousarray(texture[dy:dy + height, dx:dx + width])
+            x = (index * 5) % (width - 60)
+            image[100:160, x:x + 60] = (255, 200, 0)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _model_folder(folder: Path, width: float) -> Path:
+    import torch
+
+    from vsslzoo.artefacts import build_network, save_pretrained
+    from vsslzoo.config import ModelConfig, PreprocessConfig, Provenance
+    from vsslzoo.models import build
+
+    args = {"midplanes": "ctp", "bn_eps": 1e-3, "width": width}
+    pre = PreprocessConfig(num_frames=16, frame_stride=2, resize=128, crop=(112, 112))
+    config = ModelConfig("r2plus1d_18", args, build("r2plus1d_18", **args).embed_dim, pre,
+                         Provenance(kind="random-init"), name=f"bench-r2plus1d-w{width}")
+    torch.manual_seed(0)
+    save_pretrained(build_network(config), config, folder)
+    return folder
+
+
+def throughput(model_dir: Path, videos: list[Path], clips: str, workers: int,
+               batch_size: int) -> dict:
+    import vsslzoo
+    from vsslzoo.extract import extract_videos
+    from vsslzoo.video.pool import ClipChunk, DecodePool
+
+    model = vsslzoo.load(model_dir, device="cpu")
+    paths = [str(v) for v in videos]
+
+    start = time.perf_counter()
+    chunks = [m.clips for m in DecodePool(clips, model.preprocess, workers=workers).run(paths)
+              if isinstance(m, ClipChunk)]
+    decode_s = time.perf_counter() - start
+    all_clips = np.concatenate(chunks)
+    n = len(all_clips)
+
+    def model_only(encoder) -> float:
+        encoder.embed_raw(all_clips[:batch_size])  # warm-up
+        start = time.perf_counter()
+        for i in range(0, n, batch_size):
+            encoder.embed_raw(all_clips[i:i + batch_size])
+        return time.perf_counter() - start
+
+    import torch
+
+    from vsslzoo.encoder import VideoEncoder
+
+    model_s = model_only(model)  # channels_last_3d (the default on CPU)
+    plain = vsslzoo.load(model_dir, device="cpu")
+    plain = VideoEncoder(plain.config, plain.network.to(memory_format=torch.contiguous_format),
+                         device="cpu", channels_last=False)
+    plain_s = model_only(plain)
+
+    start = time.perf_counter()
+    results = list(extract_videos(model, paths, clips=clips, batch_size=batch_size,
+                                  workers=workers))
+    e2e_s = time.perf_counter() - start
+    assert all(r.ok for r in results) and sum(len(r.spans) for r in results) == n
+    return {
+        "clips": n,
+        "decode_clips_per_s": n / decode_s,
+        "model_clips_per_s": n / model_s,
+        "model_clips_per_s_contiguous_format": n / plain_s,
+        "channels_last_speedup": plain_s / model_s,
+        "end_to_end_clips_per_s": n / e2e_s,
+        "e2e_over_decode": decode_s / e2e_s,
+        "e2e_over_model": model_s / e2e_s,
+    }
+
+
+def peak_rss_mb(model_dir: Path, video: Path) -> float:
+    """Peak RSS (MB) of a fresh process extracting sliding:1.0 clips from ``video``."""
+    code = (
+        "import resource, sys, vsslzoo\n"
+        "from vsslzoo.extract import extract_videos\n"
+        "m = vsslzoo.load(sys.argv[1], device='cpu')\n"
+        "r = list(extract_videos(m, [sys.argv[2]], clips='sliding:1.0', batch_size=8))\n"
+        "assert r[0].ok, r[0].error\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(model_dir), str(video)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    import torch
+
+    report = {"machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}, "
+                         f"threads {torch.get_num_threads()}, PyAV {av.__version__}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        videos = [write_textured_video(tmp / f"v{i}.mp4", 10 if not args.quick else 4)
+                  for i in range(4)]
+        for name, width, clips in (("small (r2plus1d_18 x0.25)", 0.25, "uniform:10"),
+                                   ("r2plus1d_18 (CtP, full width)", 1.0, "uniform:4")):
+            folder = _model_folder(tmp / f"model-{width}", width)
+            report[name] = throughput(folder, videos, clips, args.workers, batch_size=8)
+            print(json.dumps({name: report[name]}, indent=2), flush=True)
+        short_s, long_s = (60, 600) if not args.quick else (20, 120)
+        small = tmp / "model-0.25"
+        memory = {}
+        for seconds in (short_s, long_s):
+            video = write_textured_video(tmp / f"m{seconds}.mp4", seconds, size=(320, 180))
+            memory[f"{seconds}s video"] = peak_rss_mb(small, video)
+        memory["ratio long/short"] = memory[f"{long_s}s video"] / memory[f"{short_s}s video"]
+        report["peak RSS MB (sliding:1.0, small model)"] = memory
+        print(json.dumps({"memory": memory}, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
