@@ -20,21 +20,22 @@ SPEED = 2
 SQUARE = 12
 
 
-def frame_image(index: int, width: int, height: int) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image of frame ``index``."""
+def frame_image(index: int, width: int, height: int, speed: int = SPEED,
+                offset: int = 0) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image of frame ``index`` (square moving ``speed`` px/frame)."""
     image = np.full((height, width, 3), 40, np.uint8)
     for bit in range(BITS):
         if (index >> bit) & 1:
             image[:CELL, bit * CELL:(bit + 1) * CELL] = 255
-    x = square_x(index, width)
+    x = square_x(index, width, speed, offset)
     y = CELL * 2
     image[y:y + SQUARE, x:x + SQUARE] = (255, 64, 64)
     return image
 
 
-def square_x(index: int, width: int) -> int:
+def square_x(index: int, width: int, speed: int = SPEED, offset: int = 0) -> int:
     span = width - SQUARE
-    return (index * SPEED) % span
+    return (offset + index * speed) % span
 
 
 def read_index(image: np.ndarray) -> int:
@@ -62,6 +63,8 @@ def write_video(
     frame_times: list[float] | None = None,
     rotation: int | None = None,
     audio: bool = False,
+    speed: int = SPEED,
+    offset: int = 0,
 ) -> Path:
     """Write a test video; returns its path.
 
@@ -72,6 +75,7 @@ def write_video(
             default ``i / fps``.
         rotation: display-matrix rotation in degrees (counter-clockwise), e.g. 90.
         audio: add a sine-wave AAC audio stream.
+        speed, offset: the square's motion (px per frame, negative: leftwards) and start.
     """
     path = Path(path)
     width, height = size
@@ -99,7 +103,8 @@ def write_video(
             stream.set_display_rotation(rotation)
         audio_stream = container.add_stream("aac", rate=16000) if audio else None
         for index in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(index, width, height), format="rgb24")
+            image = frame_image(index, width, height, speed, offset)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             if frame_times is not None:
                 frame.pts = round(frame_times[index] * 1000)
             else:

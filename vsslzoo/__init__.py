@@ -20,6 +20,7 @@ from .errors import (
     ModelNotAvailableError,
     UnknownArchitectureError,
     UnknownModelError,
+    VideoDecodeError,
     VsslzooError,
     WeightsMismatchError,
 )
@@ -29,6 +30,8 @@ from .registry import get_entry, list_models
 __all__ = [
     "DEFAULT_MODEL",
     "ChecksumError",
+    "Hit",
+    "Index",
     "ConfigError",
     "HubError",
     "ModelConfig",
@@ -38,6 +41,7 @@ __all__ = [
     "Provenance",
     "UnknownArchitectureError",
     "UnknownModelError",
+    "VideoDecodeError",
     "VideoEncoder",
     "VsslzooError",
     "WeightsMismatchError",
@@ -56,6 +60,10 @@ def __getattr__(name: str):
         from .encoder import VideoEncoder
 
         return VideoEncoder
+    if name in ("Index", "Hit"):
+        from . import index
+
+        return getattr(index, name)
     if name == "save_pretrained":
         from .artefacts import save_pretrained
 

@@ -8,6 +8,8 @@ printed as one line (``Error: ...``) with exit status 1, never as a traceback.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import click
 
@@ -108,8 +110,6 @@ def info_command(model: str, revision: str | None, offline: bool, as_json: bool)
 
 
 def _default_workers() -> int:
-    import os
-
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
@@ -157,7 +157,6 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
     clip_index -1). Videos that cannot be decoded are listed in OUTPUT/errors.jsonl and
     the others go on.
     """
-    import os
     import time
 
     from tqdm import tqdm
@@ -229,6 +228,194 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
             click.echo(f"  ... and {len(failures) - 20} more", err=True)
     if failures and (strict or stats.videos_ok + skipped == 0):
         raise SystemExit(1)
+
+
+@main.command("index")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", default="vsslzoo-index", show_default=True,
+              type=click.Path(file_okay=False), help="Index folder (created or updated).")
+@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder.")
+@click.option("--level", type=click.Choice(["video", "clip", "both"]), default=None,
+              help="Index whole videos, moments (clips), or both (default: both, or what "
+                   "the existing index has).")
+@click.option("--factory", help="FAISS factory string (default: Flat below ~100k vectors, "
+                                "IVF above; an existing index keeps its choice).")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Decoding processes (default: CPU count - 1, at most 8).")
+@click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True)
+@click.option("--commit-every", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Videos per database transaction.")
+def index_command(inputs, output, model, level, factory, batch_size, workers, device,
+                  precision, commit_every) -> None:
+    """Index the videos under INPUTS (recursively) for retrieval.
+
+    Run it again to update: only new or changed files are embedded, deleted files leave
+    the index. Safe to interrupt (Ctrl-C or kill): the next run finishes the job.
+    """
+    from tqdm import tqdm
+
+    from . import load
+    from .index import update_index
+    from .index.layout import MANIFEST, read_manifest
+    from .video.files import find_videos
+
+    existing = os.path.exists(os.path.join(output, MANIFEST))
+    if not find_videos(list(inputs)) and not existing:
+        raise click.ClickException(f"no video files found in {', '.join(inputs)}")
+    if model is None and os.path.exists(os.path.join(output, MANIFEST)):
+        model = read_manifest(Path(output))["model"]
+    encoder = load(_require_model(model), device=device, precision=precision)
+    bar = tqdm(total=0, unit="video", disable=None, dynamic_ncols=True)
+
+    def on_plan(count: int) -> None:
+        bar.reset(total=count)
+
+    def on_video(path: str, error: str | None) -> None:
+        bar.update(1)
+
+    try:
+        report = update_index(
+            output, list(inputs), encoder, level=level, factory=factory,
+            batch_size=batch_size, commit_every=commit_every, on_video=on_video,
+            on_plan=on_plan,
+            workers=_default_workers() if workers is None else workers)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(f"interrupted: what was embedded is saved in {output}; run the same "
+                   "command again to finish", err=True)
+        raise SystemExit(130) from None
+    bar.close()
+    counts = report.counts
+    click.echo(
+        f"{output}: {counts.get('videos', 0)} video(s), {counts.get('clips', 0)} clip(s) "
+        f"indexed | this run: {report.added} added, {report.updated} updated, "
+        f"{report.removed} removed, {report.unchanged} unchanged, {len(report.failed)} failed"
+        f" ({report.seconds:.1f} s)")
+    if report.skipped_failed:
+        click.echo(f"{report.skipped_failed} file(s) that failed before and did not change "
+                   "were skipped", err=True)
+    for path, twin in report.duplicates:
+        click.echo(f"note: {path} has the same content as {twin} (both are indexed)", err=True)
+    for path, reason in report.failed[:20]:
+        click.echo(f"failed: {path}: {reason}", err=True)
+    if len(report.failed) > 20:
+        click.echo(f"... and {len(report.failed) - 20} more failures", err=True)
+    if report.failed and counts.get("videos", 0) == 0:
+        raise SystemExit(1)
+
+
+def _format_time(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}:{secs:05.2f}"
+
+
+@main.command("query")
+@click.argument("query", required=False, type=click.Path())
+@click.option("-i", "--index", "index_dir", default="vsslzoo-index", show_default=True,
+              type=click.Path(file_okay=False), help="Index folder.")
+@click.option("-k", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Number of results.")
+@click.option("--level", type=click.Choice(["video", "clip"]), default=None,
+              help="Search whole videos or moments (default: video when indexed).")
+@click.option("--start", type=click.FloatRange(min=0), help="Query moment start (seconds).")
+@click.option("--end", type=click.FloatRange(min=0), help="Query moment end (seconds).")
+@click.option("--id", "video_ref", help="Query with an indexed video (its id or path) "
+                                        "instead of a file.")
+@click.option("-m", "--model", help="Model to embed the query (must be the index's model).")
+@click.option("--device", help="cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Also write an HTML page with thumbnails of the query and the hits.")
+def query_command(query, index_dir, k, level, start, end, video_ref, model, device, as_json,
+                  html_path) -> None:
+    """Find the videos (or moments) of an index most similar to QUERY (a video file)."""
+    from .index import Index
+
+    if (query is None) == (video_ref is None):
+        raise click.UsageError("give a QUERY video file or --id (not both)")
+    if query is not None and not os.path.exists(query):
+        raise click.BadParameter(f"{query} does not exist", param_hint="QUERY")
+    encoder = None
+    if model is not None:
+        from . import load
+
+        encoder = load(model, device=device)
+    with Index.open(index_dir, model=encoder, device=device) as index:
+        level = level or ("video" if "video" in index.levels else "clip")
+        if video_ref is not None:
+            ref = int(video_ref) if video_ref.isdigit() else video_ref
+            vector, own_id = index.vector_of(ref, level=level, start=start, end=end)
+            hits = index.search_vector(vector, k, level=level, exclude_video=own_id)
+            query_label = index.db.videos_by_ids([own_id])[own_id].path
+        else:
+            hits = index.search(query, k, level=level, start=start, end=end)
+            query_label = query
+        available = index.indices[level].ntotal
+    if k > available:
+        click.echo(f"note: the index holds {available} {level} vector(s); showing all",
+                   err=True)
+    if html_path:
+        from .index.report import write_html
+
+        write_html(html_path, query_label, hits, level=level, start=start, end=end)
+        click.echo(f"wrote {html_path}", err=True)
+    if as_json:
+        click.echo(json.dumps({"query": query_label, "level": level, "start": start,
+                               "end": end, "hits": [h.to_dict() for h in hits]}, indent=2))
+        return
+    if not hits:
+        click.echo("no results: the index is empty")
+        return
+    click.echo(f"{'RANK':>4}  {'SCORE':>6}  {'MOMENT':>17}  PATH")
+    for hit in hits:
+        moment = f"{_format_time(hit.start_s)}-{_format_time(hit.end_s)}"
+        click.echo(f"{hit.rank:>4}  {hit.score:6.3f}  {moment:>17}  {hit.path}")
+
+
+@main.group("eval", cls=_Group)
+def eval_group() -> None:
+    """Evaluate a model on a labelled data set."""
+
+
+@eval_group.command("retrieval")
+@click.option("--gallery", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV 'path,label' of the gallery (e.g. the train split).")
+@click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CSV 'path,label' of the queries (e.g. the test split).")
+@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder.")
+@click.option("--clips", default="uniform:10", show_default=True,
+              help="Clips averaged per video.")
+@click.option("--centre/--no-centre", default=True, show_default=True,
+              help="Subtract the gallery mean before normalising (CoCLR protocol).")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", type=click.IntRange(min=0), default=None)
+@click.option("--device", help="cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_retrieval_command(gallery, queries, model, clips, centre, batch_size, workers,
+                           device, as_json) -> None:
+    """Video retrieval R@1/5/10/20/50: each query ranks the gallery by cosine similarity;
+    a hit when one of the top k shares its label."""
+    from . import load
+    from .evaluate import evaluate_retrieval
+
+    encoder = load(_require_model(model), device=device)
+    result = evaluate_retrieval(
+        encoder, gallery, queries, clips=clips, centre=centre, batch_size=batch_size,
+        workers=_default_workers() if workers is None else workers)
+    for path, reason in result.failed:
+        click.echo(f"failed (left out): {path}: {reason}", err=True)
+    if as_json:
+        click.echo(json.dumps({
+            "recall": {f"R@{k}": v for k, v in result.recall.items()},
+            "queries": result.queries, "gallery": result.gallery, "centre": result.centre,
+            "clips": clips, "model": encoder.source, "failed": len(result.failed)}, indent=2))
+        return
+    click.echo(f"{result.queries} queries against {result.gallery} gallery videos "
+               f"({clips}, centre={'on' if centre else 'off'}, cosine)")
+    click.echo("  ".join(f"R@{k} {100 * v:5.1f}" for k, v in result.recall.items()))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ class VideoFeatures:
         spans: N :class:`ClipSpan` (which moment each row is).
         video_embedding: ``(D,)`` float32, L2-normalised mean of the clip features.
         info: the video's probe result.
+        video_mean: ``(D,)`` float32, the un-normalised mean of the clip features (for
+            protocols that centre features before normalising).
         error: why the video failed (then the arrays are empty).
     """
 
@@ -48,6 +50,7 @@ class VideoFeatures:
     video_embedding: np.ndarray | None
     info: VideoInfo | None = None
     error: str | None = None
+    video_mean: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -172,4 +175,5 @@ def _finish(entry: _Pending, stats: ExtractStats) -> VideoFeatures:
         spans=list(entry.spans),
         video_embedding=l2_normalize(entry.raw.mean(axis=0)),
         info=entry.info,
+        video_mean=entry.raw.mean(axis=0).astype(np.float32),
     )

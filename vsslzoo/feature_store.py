@@ -14,7 +14,7 @@ complete.
 
 Every part is written to a temporary name and renamed when complete, so an interrupted
 run leaves no half-written file; the next run reads which videos the parts hold and
-skips them. Only one writer at a time: a lock file holds the writer's pid.
+skips them. Only one writer at a time (:class:`~vsslzoo.locking.FolderLock`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, VsslzooError
+from .locking import FolderLock
 
 FORMATS = ("parquet", "npy")
 MANIFEST = "manifest.json"
 ERRORS = "errors.jsonl"
-LOCK = ".lock"
 
 
 class FeatureStoreError(VsslzooError):
@@ -51,16 +51,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -99,14 +89,14 @@ class FeatureWriter:
         self._vectors: list[np.ndarray] = []
         self._videos_buffered = 0
         self._errors: list[dict[str, str]] = []
-        self._locked = False
+        self._lock: FolderLock | None = None
         self._prepare()
 
     # -- setup ---------------------------------------------------------------------------
     def _prepare(self) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock()
+            self._lock = FolderLock(self.folder, what="feature folder").acquire()
         except PermissionError:
             raise FeatureStoreError(
                 f"cannot write to {self.folder} (permission denied or read-only); "
@@ -137,26 +127,6 @@ class FeatureWriter:
         self._next_part = 1 + max(
             (int(p.stem.split("-")[1]) for p in self.folder.glob("part-*.*")
              if p.stem.split("-")[1].isdigit()), default=-1)
-
-    def _lock(self) -> None:
-        lock = self.folder / LOCK
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and _pid_alive(pid) and pid != os.getpid():
-                raise FeatureStoreError(
-                    f"{self.folder} is locked by pid {pid} (another extraction is writing "
-                    "there); wait for it or choose another output folder"
-                ) from None
-            lock.unlink(missing_ok=True)  # stale lock of a dead process
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(str(os.getpid()))
-        self._locked = True
 
     # -- writing -------------------------------------------------------------------------
     def add(self, features) -> None:
@@ -194,9 +164,8 @@ class FeatureWriter:
             _atomic_write(self.folder / ERRORS, text.encode())
 
     def close(self) -> None:
-        if self._locked:
-            (self.folder / LOCK).unlink(missing_ok=True)
-            self._locked = False
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> FeatureWriter:
         return self

@@ -8,7 +8,8 @@ presentation timestamp is nearest, which handles variable frame rate.
 
 * ``uniform:N``: N clips whose starts are evenly spaced from 0 to ``duration - clip``
   (the VCOP/CtP retrieval protocol, N=10 by default).
-* ``sliding:S``: a clip starting every S seconds while it fits in the video.
+* ``sliding:S``: a clip starting every S seconds while it fits in the video;
+  ``sliding:clip``: every clip duration (consecutive, non-overlapping clips).
 * ``segment:A-B``: the moment from A to B seconds: consecutive, non-overlapping clips
   covering it; a moment shorter than one clip gives one clip centred on it.
 
@@ -35,7 +36,7 @@ class ClipSampling:
 
     kind: str
     count: int = DEFAULT_UNIFORM_CLIPS  # uniform
-    step_s: float = 1.0  # sliding
+    step_s: float = 1.0  # sliding; 0 means "one clip duration"
     start_s: float = 0.0  # segment
     end_s: float = 0.0  # segment
 
@@ -43,7 +44,7 @@ class ClipSampling:
         if self.kind == "uniform":
             return f"uniform:{self.count}"
         if self.kind == "sliding":
-            return f"sliding:{self.step_s:g}"
+            return f"sliding:{self.step_s:g}" if self.step_s else "sliding:clip"
         return f"segment:{self.start_s:g}-{self.end_s:g}"
 
     @classmethod
@@ -60,6 +61,8 @@ class ClipSampling:
                     raise ValueError
                 return cls("uniform", count=count)
             if kind == "sliding":
+                if value == "clip":
+                    return cls("sliding", step_s=0.0)
                 step = float(value)
                 if not step > 0 or not math.isfinite(step):
                     raise ValueError
@@ -76,7 +79,7 @@ class ClipSampling:
             pass
         raise ConfigError(
             f"clip sampling {text!r} not understood; use uniform:N (N >= 1), sliding:S "
-            "(S seconds > 0) or segment:A-B (seconds, B > A)"
+            "(S seconds > 0, or 'clip' for one clip duration) or segment:A-B (seconds, B > A)"
         )
 
 
@@ -123,8 +126,9 @@ def _starts(sampling: ClipSampling, duration: float, clip: float) -> list[float]
             return [last / 2 if sampling.count == 1 else 0.0]
         return [last * k / (sampling.count - 1) for k in range(sampling.count)]
     if sampling.kind == "sliding":
-        count = int(math.floor((duration - clip) / sampling.step_s + _EPS)) + 1
-        return [k * sampling.step_s for k in range(max(count, 1))]
+        step = sampling.step_s or clip
+        count = int(math.floor((duration - clip) / step + _EPS)) + 1
+        return [k * step for k in range(max(count, 1))]
     # segment: clamp to the video, then tile it with whole clips
     start = min(max(sampling.start_s, 0.0), duration)
     end = min(max(sampling.end_s, start), duration)

@@ -1,0 +1,305 @@
+"""vsslzoo index / query: build, search, incremental updates, crash safety, bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_tiny_folder
+from videos import write_audio_only, write_video
+
+import vsslzoo
+from vsslzoo.cli import main
+from vsslzoo.index import Index, IndexFolderError, update_index
+from vsslzoo.index import vectors as vx
+from vsslzoo.locking import FolderLockedError
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def library(tmp_path):
+    """Five decodable videos (one duplicated under another name), three broken files."""
+    folder = tmp_path / "library"
+    (folder / "with space ü").mkdir(parents=True)
+    for i, speed in enumerate((2, -2, 3, -3)):
+        write_video(folder / f"v{i}.mp4", num_frames=48 + 12 * i, speed=speed, offset=10 * i)
+    write_video(folder / "with space ü" / "clip 4.webm", codec="libvpx-vp9", num_frames=30)
+    shutil.copy(folder / "v0.mp4", folder / "copy of v0.mp4")
+    write_audio_only(folder / "audio.mp4")
+    (folder / "zero.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("not a video")
+    return folder
+
+
+@pytest.fixture
+def built(library, tiny_folder, tmp_path):
+    out = tmp_path / "idx"
+    result = _invoke("index", library, "-o", out, "-m", tiny_folder, "--workers", "0")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_build_and_facts(built, library, tiny_folder):
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["levels"] == ["video", "clip"] and manifest["embed_dim"] == 64
+    assert manifest["factory"] == {"video": "Flat", "clip": "Flat"}
+    assert manifest["weights_sha256"] == vsslzoo.load(tiny_folder).weights_sha256
+    assert manifest["counts"]["videos"] == 6 and manifest["counts"]["failed"] == 3
+    with Index.open(built) as index:
+        assert len(index) == 6
+        assert [os.path.basename(p) for p in index.videos()] == [
+            "copy of v0.mp4", "v0.mp4", "v1.mp4", "v2.mp4", "v3.mp4", "clip 4.webm"]
+        failed = {os.path.basename(r.path): r.error for r in index.db.videos(status="failed")}
+        assert set(failed) == {"audio.mp4", "zero.mp4", "notes.mp4"}
+        assert "audio only" in failed["audio.mp4"]
+
+
+def test_cli_reports_failures_and_duplicates(library, tiny_folder, tmp_path):
+    result = _invoke("index", library, "-o", tmp_path / "i", "-m", tiny_folder, "--workers", "0")
+    assert result.exit_code == 0
+    assert "6 video(s)" in result.output and "3 failed" in result.output
+    assert "same content as" in result.output and "zero-byte file" in result.output
+
+
+def _brute_force(index, vector, level):
+    dim = index.manifest["embed_dim"]
+    ids, vectors = zip(*index.db.iter_vectors(level, dim))
+    ids, vectors = np.concatenate(ids), np.concatenate(vectors)
+    scores = vectors @ vector
+    order = np.argsort(-scores, kind="stable")
+    return ids[order], scores[order]
+
+
+def test_search_matches_brute_force(built, library):
+    with Index.open(built) as index:
+        for level in ("video", "clip"):
+            vector = index.query_vector(library / "v2.mp4")
+            hits = index.search(vector, k=5, level=level)
+            ids, scores = _brute_force(index, vector, level)
+            np.testing.assert_allclose([h.score for h in hits], scores[:5], rtol=1e-5)
+            assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
+        clip_hits = index.search(vector, k=3, level="clip")
+        assert all(h.clip_index is not None and h.end_s > h.start_s for h in clip_hits)
+
+
+def test_query_by_file_excludes_itself_and_k_larger_than_index(built, library):
+    with Index.open(built) as index:
+        hits = index.search(library / "v1.mp4", k=50)
+        assert len(hits) == 5 and "v1.mp4" not in [os.path.basename(h.path) for h in hits]
+        top = index.search(library / "v0.mp4", k=1)[0]  # its byte-identical twin
+        assert os.path.basename(top.path) == "copy of v0.mp4" and top.score > 0.9999
+    result = _invoke("query", library / "v1.mp4", "-i", built, "-k", "50")
+    assert result.exit_code == 0 and "holds 6 video vector(s)" in result.output
+
+
+def test_query_moment_json_and_by_id(built, library):
+    result = _invoke("query", library / "v3.mp4", "-i", built, "--level", "clip", "--start", "0.5",
+                     "--end", "1.5", "-k", "4", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["level"] == "clip" and payload["start"] == 0.5 and len(payload["hits"]) == 4
+    assert all({"path", "score", "start_s", "end_s", "clip_index"} <= set(h)
+               for h in payload["hits"])
+    with Index.open(built) as index:
+        vid = index.db.video_by_path(str(library / "v2.mp4")).id
+    result = _invoke("query", "--id", vid, "-i", built, "--json")
+    hits = json.loads(result.stdout)["hits"]
+    assert result.exit_code == 0 and all(h["video_id"] != vid for h in hits) and len(hits) == 5
+    result = _invoke("query", "--id", str(library / "v2.mp4"), "-i", built, "--level", "clip",
+                     "--start", "0", "--end", "1")
+    assert result.exit_code == 0 and "v2.mp4" not in result.output
+
+
+def test_query_bad_inputs(built, library, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("no video")
+    result = _invoke("query", bad, "-i", built)
+    assert result.exit_code == 1 and "cannot be opened as media" in result.output
+    result = _invoke("query", library / "v0.mp4", "-i", tmp_path / "nowhere")
+    assert result.exit_code == 1 and "no index at" in result.output
+    result = _invoke("query", "-i", built)
+    assert result.exit_code == 2 and "give a QUERY video file or --id" in result.output
+    other = tmp_path / "other_model"
+    make_tiny_folder(other, seed=5)
+    result = _invoke("query", library / "v0.mp4", "-i", built, "-m", other)
+    assert result.exit_code == 1 and "is not the index's model" in result.output
+    result = _invoke("index", library, "-o", built, "-m", other)
+    assert result.exit_code == 1 and "was built differently" in result.output
+    with Index.open(built) as index:
+        with pytest.raises(vsslzoo.ConfigError, match="64-d"):
+            index.search(np.ones(7, np.float32))
+
+
+def test_incremental_update_add_change_touch_delete(built, library, tiny_folder):
+    with Index.open(built) as index:
+        before = {os.path.basename(r.path): r.id for r in index.db.videos()}
+        clips_before = index.db.count("clip")
+    model = vsslzoo.load(tiny_folder)
+    # unchanged -> nothing embedded
+    report = update_index(built, [library], model)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 0, 6)
+    # changed content (and length), touched mtime only, deleted, new
+    write_video(library / "v1.mp4", num_frames=24, speed=5)
+    os.utime(library / "v2.mp4", ns=(1, 1))
+    (library / "v3.mp4").unlink()
+    write_video(library / "new.mp4", num_frames=36)
+    report = update_index(built, [library], model)
+    assert (report.added, report.updated, report.removed) == (1, 1, 1)
+    with Index.open(built) as index:
+        after = {os.path.basename(r.path): r.id for r in index.db.videos()}
+        assert set(after) == set(before) - {"v3.mp4"} | {"new.mp4"}
+        assert after["v1.mp4"] != before["v1.mp4"] and after["v2.mp4"] == before["v2.mp4"]
+        assert index.indices["video"].ntotal == len(after)
+        assert index.indices["clip"].ntotal == index.db.count("clip") != clips_before
+        stale = [h for h in index.search(np.ones(64), k=100, level="clip")
+                 if h.video_id in (before["v1.mp4"], before["v3.mp4"])]
+        assert not stale  # old vectors left the FAISS index
+
+
+def test_kill_9_leaves_a_usable_index_and_rerun_finishes(library, tiny_folder, tmp_path):
+    for i in range(8):
+        write_video(library / f"extra{i}.mp4", num_frames=120, gop=12)
+    out = tmp_path / "idx"
+    first = _invoke("index", library / "v0.mp4", "-o", out, "-m", tiny_folder, "--workers", "0")
+    assert first.exit_code == 0
+    command = [sys.executable, "-m", "vsslzoo.cli", "index", str(library), "-o", str(out),
+               "-m", str(tiny_folder), "--workers", "0", "--commit-every", "1",
+               "--batch-size", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "meta.sqlite"
+    deadline = time.monotonic() + 120
+    import sqlite3
+
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            if conn.execute("SELECT COUNT(*) FROM videos").fetchone()[0] >= 3:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with pytest.warns(UserWarning, match="behind the database"), Index.open(out) as index:
+        usable = len(index)
+        assert usable >= 1 and index.search(library / "v0.mp4", k=3)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    with Index.open(out) as index:
+        paths = index.videos()
+        assert len(paths) == len(set(paths)) == 6 + 8
+        per_video = index.db.conn.execute(
+            "SELECT video_id, COUNT(*), COUNT(DISTINCT clip_index) FROM clips GROUP BY video_id"
+        ).fetchall()
+        assert all(n == distinct for _, n, distinct in per_video)  # no duplicated clips
+        assert index.indices["clip"].ntotal == index.db.count("clip")
+    assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
+
+
+def test_second_writer_is_refused(built, library, tiny_folder):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (built / ".lock").write_text(str(holder.pid))
+        with pytest.raises(FolderLockedError, match=f"locked by pid {holder.pid}"):
+            update_index(built, [library], vsslzoo.load(tiny_folder))
+        result = _invoke("index", library, "-o", built)
+        assert result.exit_code == 1 and f"index {built} is locked by pid" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_read_only_index_folder_is_a_clear_error(library, tiny_folder, tmp_path, monkeypatch):
+    from vsslzoo.index import writer
+
+    def read_only(self):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(writer.FolderLock, "acquire", read_only)
+    with pytest.raises(IndexFolderError, match="read-only filesystem"):
+        update_index(tmp_path / "ro", [library], vsslzoo.load(tiny_folder))
+
+
+def test_empty_folder(tiny_folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = _invoke("index", tmp_path / "empty", "-o", tmp_path / "i", "-m", tiny_folder)
+    assert result.exit_code == 1 and "no video files found" in result.output
+
+
+def test_index_requires_model_for_a_new_index(library, tmp_path):
+    result = _invoke("index", library, "-o", tmp_path / "i")
+    assert result.exit_code == 2 and "-m/--model is required" in result.output
+
+
+def test_video_only_and_factory_override(library, tiny_folder, tmp_path):
+    out = tmp_path / "i"
+    result = _invoke("index", library, "-o", out, "-m", tiny_folder, "--level", "video",
+                     "--factory", "HNSW8,Flat", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["levels"] == ["video"] and manifest["video_sampling"] == "uniform:10"
+    assert manifest["factory"] == {"video": "HNSW8,Flat"}
+    (library / "v3.mp4").unlink()  # HNSW cannot remove ids: the index is rebuilt
+    assert _invoke("index", library, "-o", out, "--workers", "0").exit_code == 0
+    with Index.open(out) as index:
+        assert len(index) == 5 == index.indices["video"].ntotal
+        with pytest.raises(IndexFolderError, match="no clip level"):
+            index.search(library / "v0.mp4", level="clip")
+
+
+def test_html_page(built, library, tmp_path):
+    page = tmp_path / "results.html"
+    result = _invoke("query", library / "v2.mp4", "-i", built, "--level", "clip", "-k", "3",
+                     "--start", "0.2", "--end", "1.2", "--html", page)
+    assert result.exit_code == 0
+    text = page.read_text()
+    assert text.count("data:image/jpeg;base64,") == 4  # the query and 3 hits
+    assert "v2.mp4" in text and "#3" in text
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
+                    reason="needs Debian's chromium (installed by .ci/run)")
+def test_html_page_renders_in_headless_chromium(built, library, tmp_path):
+    page = tmp_path / "results.html"
+    assert _invoke("query", library / "v2.mp4", "-i", built, "--html", page).exit_code == 0
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                    "--window-size=1000,700", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 5000
+    import av
+
+    with av.open(str(shot)) as container:  # the page rendered pictures, not a blank page
+        image = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert image.std() > 20
+
+
+def test_approximate_factory_recall_on_clustered_vectors():
+    rng = np.random.default_rng(0)
+    dim, clusters, n = 64, 200, 20_000
+    centres = rng.normal(size=(clusters, dim))
+    data = centres[rng.integers(0, clusters, n)] + 0.35 * rng.normal(size=(n, dim))
+    data = (data / np.linalg.norm(data, axis=1, keepdims=True)).astype(np.float32)
+    queries = data[rng.choice(n, 200, replace=False)] + 0.05 * rng.normal(size=(200, dim))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(n, dtype=np.int64) + 1000
+    factory = vx.auto_factory(n, exact_below=10_000)
+    assert factory.startswith("IVF") and vx.auto_factory(n) == "Flat"
+    approx = vx.build_index(dim, factory, [(ids, data)])
+    exact = vx.build_index(dim, "Flat", [(ids, data)])
+    _, got = approx.search(queries, 10)
+    _, want = exact.search(queries, 10)
+    recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
+    assert recall >= 0.95, recall

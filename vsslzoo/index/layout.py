@@ -1,0 +1,66 @@
+"""Files of an index folder and its manifest.
+
+    vsslzoo-index/
+      manifest.json        model identity, levels, sampling, metric, factories, counts
+      meta.sqlite          videos, clips, embeddings, generation (the commit point)
+      video-g<N>.faiss     FAISS cache of the video vectors of generation N
+      clip-g<N>.faiss      FAISS cache of the clip vectors of generation N
+      .lock                pid of the writer, while one runs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import VsslzooError
+
+MANIFEST = "manifest.json"
+LEVELS = ("video", "clip")
+_FAISS_RE = re.compile(r"^(video|clip)-g(\d+)\.faiss$")
+
+
+class IndexFolderError(VsslzooError):
+    """An index folder that cannot be used as asked (missing, other model, read-only...)."""
+
+
+def faiss_path(folder: Path, level: str, generation: int) -> Path:
+    return folder / f"{level}-g{generation}.faiss"
+
+
+def stale_files(folder: Path, generation: int) -> list[Path]:
+    """FAISS files of other generations, and temp files left by killed writers."""
+    out = [p for p in folder.glob(".*.tmp")]
+    for path in folder.glob("*.faiss"):
+        match = _FAISS_RE.match(path.name)
+        if match and int(match.group(2)) != generation:
+            out.append(path)
+    return out
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise IndexFolderError(
+            f"{folder} is not a vsslzoo index (no {MANIFEST}); build one with "
+            f"`vsslzoo index VIDEOS -o {folder}`"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    data = (json.dumps(manifest, indent=2) + "\n").encode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / MANIFEST)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

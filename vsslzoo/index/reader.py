@@ -1,0 +1,245 @@
+"""``vsslzoo.Index``: open an index folder and search it by video, moment or vector."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import vectors as vx
+from .layout import IndexFolderError, faiss_path, read_manifest
+from .metadata import MetadataDB
+
+DEFAULT_INDEX = "vsslzoo-index"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result.
+
+    Attributes:
+        rank: 1-based position.
+        path: the indexed video file.
+        score: cosine similarity in [-1, 1].
+        start_s, end_s: the matching moment (the whole video for video-level hits).
+        video_id: the video's id in the index.
+        clip_index: the clip's index within the video (None for video-level hits).
+    """
+
+    rank: int
+    path: str
+    score: float
+    start_s: float
+    end_s: float
+    video_id: int
+    clip_index: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Index:
+    """A read-only view of an index folder. ``Index.open("vsslzoo-index")``."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any], db: MetadataDB,
+                 indices: dict[str, Any], model=None, device: str | None = None) -> None:
+        self.folder = folder
+        self.manifest = manifest
+        self.db = db
+        self.indices = indices
+        self._model = model
+        self._device = device
+
+    # -- opening -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str] = DEFAULT_INDEX, *, model=None,
+             device: str | None = None, use_gpu: bool = True) -> Index:
+        """Open ``folder``. ``model`` (a VideoEncoder) overrides loading the index's model;
+        it must be the same weights."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise IndexFolderError(
+                f"no index at {folder}; build one with `vsslzoo index VIDEOS -o {folder}`")
+        manifest = read_manifest(folder)
+        db = MetadataDB(folder, readonly=True)
+        generation = db.generation
+        dim = int(manifest["embed_dim"])
+        indices = {}
+        for level in manifest["levels"]:
+            path = faiss_path(folder, level, generation)
+            if path.exists():
+                index = vx.load_index(path)
+            else:
+                warnings.warn(
+                    f"{folder}: the FAISS files are behind the database (an interrupted "
+                    "`vsslzoo index` run?); rebuilt in memory. Run `vsslzoo index` again to "
+                    "finish.", stacklevel=2)
+                factory = manifest.get("factory", {}).get(level) or "Flat"
+                index = vx.build_index(dim, factory, db.iter_vectors(level, dim))
+            indices[level] = vx.to_gpus_if_available(index) if use_gpu else index
+        index = cls(folder, manifest, db, indices, device=device)
+        if model is not None:
+            index._check_model(model)
+            index._model = model
+        return index
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- facts -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Number of indexed (successfully embedded) videos."""
+        return len(self.db.videos())
+
+    def videos(self) -> list[str]:
+        """Paths of the indexed videos, sorted."""
+        return [row.path for row in self.db.videos()]
+
+    @property
+    def levels(self) -> list[str]:
+        return list(self.manifest["levels"])
+
+    @property
+    def model(self):
+        """The index's model (loaded on first use)."""
+        if self._model is None:
+            from ..loading import load
+
+            source = self.manifest["model"]
+            try:
+                model = load(source, device=self._device)
+            except Exception as exc:
+                raise IndexFolderError(
+                    f"cannot load the index's model {source!r} ({exc}); pass the same model "
+                    "with -m / Index.open(model=...)"
+                ) from None
+            self._check_model(model)
+            self._model = model
+        return self._model
+
+    def _check_model(self, model) -> None:
+        expected = self.manifest.get("weights_sha256")
+        if expected and model.weights_sha256 and model.weights_sha256 != expected:
+            raise IndexFolderError(
+                f"the query model ({model.source}, weights sha256 {model.weights_sha256[:12]}…) "
+                f"is not the index's model ({self.manifest['model']}, "
+                f"{expected[:12]}…): embeddings of different models cannot be compared. "
+                "Query with the index's model (omit -m)."
+            )
+
+    # -- searching ---------------------------------------------------------------------
+    def query_vector(self, query: Any, *, start: float | None = None,
+                     end: float | None = None, level: str = "video") -> np.ndarray:
+        """The L2-normalised query embedding of a file (whole or a moment) or a vector."""
+        if isinstance(query, (str, os.PathLike)):
+            if start is not None or end is not None:
+                start = 0.0 if start is None else float(start)
+                if end is None:
+                    from ..video.probe import probe
+
+                    end = probe(query).duration_s
+                if not end > start:
+                    raise ConfigError(f"--end ({end}) must be after --start ({start})")
+                sampling = f"segment:{start:g}-{end:g}"
+            else:
+                sampling = self.manifest["video_sampling"]
+            return self.model.clip_features(query, sampling).video_embedding
+        vector = np.asarray(query, np.float32).reshape(-1)
+        dim = int(self.manifest["embed_dim"])
+        if vector.shape[0] != dim:
+            raise ConfigError(f"query vector has {vector.shape[0]} values; the index holds "
+                              f"{dim}-d embeddings")
+        return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+    def vector_of(self, video: int | str, level: str = "video", start: float | None = None,
+                  end: float | None = None) -> tuple[np.ndarray, int]:
+        """The stored embedding of an indexed video (by id or path): (vector, video id)."""
+        row = (self.db.videos_by_ids([video]).get(video) if isinstance(video, int)
+               else self.db.video_by_path(os.path.abspath(video)))
+        if row is None or row.status != "ok":
+            raise IndexFolderError(f"video {video!r} is not in the index {self.folder}")
+        dim = int(self.manifest["embed_dim"])
+        if level == "video" and start is None and end is None and "video" in self.levels:
+            return self.db.vector("video", row.id, dim), row.id
+        if "clip" not in self.levels:
+            raise IndexFolderError("this index has no clip level; query a moment by file")
+        rows = self.db.conn.execute(
+            "SELECT start_s, end_s, embedding FROM clips WHERE video_id = ? ORDER BY clip_index",
+            (row.id,)).fetchall()
+        lo, hi = (start or 0.0), (end if end is not None else float("inf"))
+        chosen = [np.frombuffer(r[2], np.float32) for r in rows if r[1] > lo and r[0] < hi]
+        if not chosen:
+            raise IndexFolderError(f"no indexed clip of {row.path} overlaps {lo}-{hi} s")
+        mean = np.mean(chosen, axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12), row.id
+
+    def search(self, query: Any, k: int = 10, *, level: str | None = None,
+               start: float | None = None, end: float | None = None,
+               exclude_video: int | None = None) -> list[Hit]:
+        """The ``k`` nearest videos (level "video") or moments (level "clip").
+
+        Args:
+            query: a video file path, or an embedding vector ``(D,)``.
+            k: number of hits (fewer when the index holds fewer).
+            level: "video" (default when indexed) or "clip".
+            start, end: query with this moment of the file (seconds).
+            exclude_video: a video id to leave out (the query's own video).
+        """
+        level = level or ("video" if "video" in self.levels else "clip")
+        if level not in self.levels:
+            raise IndexFolderError(f"this index has no {level} level (it has {self.levels})")
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        if isinstance(query, (str, os.PathLike)) and exclude_video is None:
+            own = self.db.video_by_path(os.path.abspath(query))
+            if own is not None and level == "video" and start is None and end is None:
+                exclude_video = own.id
+        vector = self.query_vector(query, start=start, end=end, level=level)
+        return self.search_vector(vector, k, level=level, exclude_video=exclude_video)
+
+    def search_vector(self, vector: np.ndarray, k: int, *, level: str,
+                      exclude_video: int | None = None) -> list[Hit]:
+        index = self.indices[level]
+        total = index.ntotal
+        if total == 0:
+            return []
+        if exclude_video is None:
+            fetch = min(total, k)
+        else:  # the excluded video's own entries may fill the first places
+            fetch = min(total, k + 1 if level == "video" else k * 4 + 64)
+        scores, ids = index.search(np.ascontiguousarray(vector[None, :], np.float32), fetch)
+        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        hits: list[Hit] = []
+        if level == "video":
+            rows = self.db.videos_by_ids(i for _, i in pairs)
+            for score, video_id in pairs:
+                row = rows.get(video_id)
+                if row is None or video_id == exclude_video:
+                    continue
+                hits.append(Hit(len(hits) + 1, row.path, score, 0.0, row.duration_s or 0.0,
+                                video_id))
+                if len(hits) == k:
+                    break
+            return hits
+        clips = self.db.clips_by_ids(i for _, i in pairs)
+        videos = self.db.videos_by_ids({c.video_id for c in clips.values()})
+        for score, clip_id in pairs:
+            clip = clips.get(clip_id)
+            if clip is None or clip.video_id == exclude_video:
+                continue
+            hits.append(Hit(len(hits) + 1, videos[clip.video_id].path, score, clip.start_s,
+                            clip.end_s, clip.video_id, clip.clip_index))
+            if len(hits) == k:
+                break
+        return hits
