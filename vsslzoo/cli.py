@@ -143,13 +143,16 @@ def _require_model(model: str | None) -> str | None:
 @click.option("--pooling", type=click.Choice(["avg", "vcop"]), default="avg", show_default=True,
               help="avg: global average pooling; vcop: 2x3x3 adaptive pooling, flattened.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network.")
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "tensorrt"]),
+              default="torch", show_default=True,
+              help="onnxruntime/tensorrt: MODEL is a folder made by `vsslzoo export`.")
 @click.option("--recursive/--no-recursive", default=True, show_default=True,
               help="Search folders recursively.")
 @click.option("--commit-every", default=64, show_default=True, type=click.IntRange(min=1),
               help="Videos per committed part file (what an interruption can lose at most).")
 @click.option("--strict", is_flag=True, help="Exit non-zero if any video fails.")
 def extract_command(inputs, output, model, clips, fmt, batch_size, workers, device, precision,
-                    pooling, compile_model, recursive, commit_every, strict) -> None:
+                    pooling, compile_model, backend, recursive, commit_every, strict) -> None:
     """Extract clip- and video-level embeddings of every video in INPUTS (files/folders).
 
     Writes OUTPUT/part-*.parquet (or .npy + .json): one row per clip (video_path,
@@ -174,8 +177,12 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
             f"no video files found in {', '.join(inputs)} (looked for "
             f"{', '.join(sorted(VIDEO_EXTENSIONS))})"
         )
-    encoder = load(_require_model(model), device=device, precision=precision,
-                   compile=compile_model)
+    if backend == "torch":
+        encoder = load(_require_model(model), device=device, precision=precision,
+                       compile=compile_model)
+    else:
+        encoder = load(_require_model(model), backend=backend, device=device,
+                       precision=None if precision == "fp32" else precision)
     manifest = {
         "model": encoder.source,
         "weights_sha256": encoder.weights_sha256,
@@ -373,6 +380,64 @@ def query_command(query, index_dir, k, level, start, end, video_ref, model, devi
     for hit in hits:
         moment = f"{_format_time(hit.start_s)}-{_format_time(hit.end_s)}"
         click.echo(f"{hit.rank:>4}  {hit.score:6.3f}  {moment:>17}  {hit.path}")
+
+
+def _triple(value: str | None) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise click.BadParameter(f"expected MIN,OPT,MAX (three integers), got {value!r}")
+    return parts
+
+
+@main.command("export")
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), required=True,
+              help="onnx: MODEL is a zoo name, hf-hub ref or model folder; tensorrt: MODEL "
+                   "is an ONNX export folder.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="Output folder (a loadable model folder).")
+@click.option("--dynamic", type=click.Choice(["batch", "all"]), default="batch",
+              show_default=True, help="ONNX: dynamic batch only, or batch and T/H/W.")
+@click.option("--opset", default=20, show_default=True, type=click.IntRange(min=17),
+              help="ONNX opset.")
+@click.option("--no-check", is_flag=True, help="ONNX: skip the parity check.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp16",
+              show_default=True, help="TensorRT: reduced precision allowed in the engine.")
+@click.option("--min-batch", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--opt-batch", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-batch", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--frames", help="TensorRT: MIN,OPT,MAX frames (needs --dynamic all ONNX).")
+@click.option("--height", help="TensorRT: MIN,OPT,MAX height (needs --dynamic all ONNX).")
+@click.option("--width", help="TensorRT: MIN,OPT,MAX width (needs --dynamic all ONNX).")
+@click.option("--workspace-gb", default=8.0, show_default=True, type=float,
+              help="TensorRT builder workspace.")
+def export_command(model, fmt, output, dynamic, opset, no_check, precision, min_batch,
+                   opt_batch, max_batch, frames, height, width, workspace_gb) -> None:
+    """Export MODEL to ONNX (checked against PyTorch) or build a TensorRT engine."""
+    if fmt == "onnx":
+        from .export.onnx import export_onnx
+
+        report = export_onnx(model, output, dynamic=dynamic, opset=opset, check=not no_check)
+        click.echo(f"wrote {report.onnx_path} (opset {report.opset}, dynamic {report.dynamic},"
+                   f" {report.seconds:.1f} s)")
+        for parity in report.parity:
+            click.echo(f"  parity batch {parity.batch}: cosine {parity.cosine_min:.7f}, max "
+                       f"|diff| {parity.max_abs_diff:.2e} -> "
+                       f"{'ok' if parity.passed else 'FAILED'}")
+        return
+    from .export.tensorrt import build_engine
+
+    report = build_engine(model, precision=precision, min_batch=min_batch,
+                          opt_batch=opt_batch, max_batch=max_batch, frames=_triple(frames),
+                          height=_triple(height), width=_triple(width),
+                          workspace_gb=workspace_gb, output=output)
+    click.echo(f"wrote {report.engine_path} ({report.precision}, profile {report.profile}, "
+               f"{report.seconds:.1f} s)")
 
 
 @main.group("eval", cls=_Group)

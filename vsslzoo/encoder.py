@@ -8,6 +8,7 @@ every backend shares: uint8 clips ``(B, 3, T, H, W)`` in, float32 ``(B, D)`` out
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +85,117 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
     return resolved
 
 
-class VideoEncoder:
+class Encoder(ABC):
+    """What every backend offers: uint8 clips ``(B, 3, T, H, W)`` in, float32 out.
+
+    Subclasses set ``config``, ``source``, ``weights_sha256`` and implement
+    :meth:`embed_raw`; clip/video features of files come from here.
+    """
+
+    backend = "base"
+    config: ModelConfig
+    source: str
+    weights_sha256: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        return self.config.name
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.embed_dim
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.config.preprocess
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.source!r}, architecture="
+            f"{self.config.architecture!r}, embed_dim={self.embed_dim}, backend="
+            f"'{self.backend}', device='{getattr(self, 'device', 'cpu')}')"
+        )
+
+    def output_dim(self, pooling: str = "avg") -> int:
+        """Embedding size for ``pooling``: D for "avg", D x 2 x 3 x 3 for "vcop"."""
+        check_pooling(pooling)
+        return self.embed_dim * (1 if pooling == "avg" else VCOP_CELLS)
+
+    def check_clips(self, shape: tuple[int, ...], dtype_name: str) -> None:
+        expected = self.preprocess.input_shape
+        if len(shape) != 5 or shape[1] != 3:
+            raise ValueError(f"clips must have shape (B, 3, T, H, W); got {tuple(shape)}")
+        if tuple(shape[1:]) != expected:
+            raise ValueError(
+                f"clips have shape {tuple(shape[1:])} per clip but this model takes "
+                f"{expected} (preprocess: {self.preprocess.num_frames} frames, crop "
+                f"{self.preprocess.crop})"
+            )
+        if dtype_name != "uint8":
+            raise ValueError(f"clips must be uint8 pixels, got {dtype_name}")
+
+    @abstractmethod
+    def embed_raw(self, clips: Any, *, pooling: str = "avg") -> np.ndarray:
+        """Un-normalised ``(B, output_dim(pooling))`` float32 features of uint8 clips."""
+
+    def embed(self, clips: Any, *, normalize: bool = True, pooling: str = "avg") -> np.ndarray:
+        """Embeddings of a batch of clips.
+
+        Args:
+            clips: ``(B, 3, T, H, W)`` uint8 pixels (numpy array, or a torch tensor for the
+                torch backend), RGB, preprocessed as ``self.preprocess`` says.
+            normalize: L2-normalise each embedding (cosine-ready).
+            pooling: "avg" (global average pooling, ``embed_dim``) or "vcop" (adaptive
+                average pooling to 2x3x3, flattened: ``18 * embed_dim``; torch backend).
+
+        Returns:
+            ``(B, output_dim(pooling))`` float32 numpy array.
+        """
+        from .extract import l2_normalize
+
+        raw = self.embed_raw(clips, pooling=pooling)
+        return l2_normalize(raw) if normalize else raw
+
+    def clip_features(
+        self,
+        video: str | os.PathLike[str],
+        clips: str = "uniform:10",
+        *,
+        batch_size: int = 16,
+        pooling: str = "avg",
+    ) -> VideoFeatures:
+        """Clip embeddings of one video file.
+
+        Args:
+            video: a video file PyAV can decode.
+            clips: ``uniform:N``, ``sliding:S`` (a clip every S seconds) or
+                ``segment:A-B`` (the moment from A to B seconds).
+
+        Returns:
+            :class:`~vsslzoo.extract.VideoFeatures`: ``embeddings`` (N, D) float32
+            L2-normalised, ``spans`` N x (start_s, end_s), ``video_embedding``.
+
+        Raises:
+            VideoDecodeError: the file cannot be decoded.
+        """
+        from .errors import VideoDecodeError
+        from .extract import extract_videos
+
+        (result,) = extract_videos(self, [video], clips=clips, batch_size=batch_size,
+                                   workers=0, pooling=pooling)
+        if result.error is not None:
+            raise VideoDecodeError(os.fspath(video), result.error)
+        return result
+
+    def video_feature(
+        self, video: str | os.PathLike[str], clips: str = "uniform:10", *, pooling: str = "avg"
+    ) -> np.ndarray:
+        """``(D,)`` float32: the L2-normalised mean of the video's clip features
+        (10 uniformly spaced clips by default: the retrieval protocol)."""
+        return self.clip_features(video, clips, pooling=pooling).video_embedding
+
+
+class VideoEncoder(Encoder):
     """A model ready for inference (torch backend).
 
     Attributes:
@@ -128,48 +239,6 @@ class VideoEncoder:
         self.source = source or config.name or "<in memory>"
         self.weights_sha256: str | None = None  # set by vsslzoo.load from the weights file
 
-    # -- what a user asks of a model ---------------------------------------------------
-    @property
-    def name(self) -> str | None:
-        return self.config.name
-
-    @property
-    def embed_dim(self) -> int:
-        return self.config.embed_dim
-
-    @property
-    def preprocess(self) -> PreprocessConfig:
-        return self.config.preprocess
-
-    def __repr__(self) -> str:
-        return (
-            f"VideoEncoder({self.source!r}, architecture={self.config.architecture!r}, "
-            f"embed_dim={self.embed_dim}, device='{self.device}', precision='{self.precision}')"
-        )
-
-    def output_dim(self, pooling: str = "avg") -> int:
-        """Embedding size for ``pooling``: D for "avg", D x 2 x 3 x 3 for "vcop"."""
-        check_pooling(pooling)
-        return self.embed_dim * (1 if pooling == "avg" else VCOP_CELLS)
-
-    def embed(self, clips: Any, *, normalize: bool = True, pooling: str = "avg") -> np.ndarray:
-        """Embeddings of a batch of clips.
-
-        Args:
-            clips: ``(B, 3, T, H, W)`` uint8 pixels (numpy array or torch tensor), RGB,
-                preprocessed as ``self.preprocess`` says (T frames, H x W crop).
-            normalize: L2-normalise each embedding (cosine-ready).
-            pooling: "avg" (global average pooling, ``embed_dim``) or "vcop" (adaptive
-                average pooling to 2x3x3, flattened: ``18 * embed_dim``).
-
-        Returns:
-            ``(B, output_dim(pooling))`` float32 numpy array.
-        """
-        from .extract import l2_normalize
-
-        raw = self.embed_raw(clips, pooling=pooling)
-        return l2_normalize(raw) if normalize else raw
-
     def embed_raw(self, clips: Any, *, pooling: str = "avg") -> np.ndarray:
         """Un-normalised ``(B, output_dim(pooling))`` float32 features of uint8 clips."""
         import numpy as np
@@ -177,19 +246,7 @@ class VideoEncoder:
 
         check_pooling(pooling)
         tensor = torch.as_tensor(clips)
-        expected = self.preprocess.input_shape
-        if tensor.dim() != 5 or tensor.shape[1] != 3:
-            raise ValueError(
-                f"clips must have shape (B, 3, T, H, W); got {tuple(tensor.shape)}"
-            )
-        if tuple(tensor.shape[1:]) != expected:
-            raise ValueError(
-                f"clips have shape {tuple(tensor.shape[1:])} per clip but this model takes "
-                f"{expected} (preprocess: {self.preprocess.num_frames} frames, crop "
-                f"{self.preprocess.crop})"
-            )
-        if tensor.dtype != torch.uint8:
-            raise ValueError(f"clips must be uint8 pixels, got {tensor.dtype}")
+        self.check_clips(tuple(tensor.shape), str(tensor.dtype).replace("torch.", ""))
         tensor = tensor.to(self.device, non_blocking=True)
         if self._channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last_3d)
@@ -200,44 +257,6 @@ class VideoEncoder:
             else:
                 output = torch.nn.functional.adaptive_avg_pool3d(features, VCOP_GRID).flatten(1)
         return np.ascontiguousarray(output.float().cpu().numpy(), dtype=np.float32)
-
-    def clip_features(
-        self,
-        video: str | os.PathLike[str],
-        clips: str = "uniform:10",
-        *,
-        batch_size: int = 16,
-        pooling: str = "avg",
-    ) -> VideoFeatures:
-        """Clip embeddings of one video file.
-
-        Args:
-            video: a video file PyAV can decode.
-            clips: ``uniform:N``, ``sliding:S`` (a clip every S seconds) or
-                ``segment:A-B`` (the moment from A to B seconds).
-
-        Returns:
-            :class:`~vsslzoo.extract.VideoFeatures`: ``embeddings`` (N, D) float32
-            L2-normalised, ``spans`` N x (start_s, end_s), ``video_embedding``.
-
-        Raises:
-            VideoDecodeError: the file cannot be decoded.
-        """
-        from .errors import VideoDecodeError
-        from .extract import extract_videos
-
-        (result,) = extract_videos(self, [video], clips=clips, batch_size=batch_size,
-                                   workers=0, pooling=pooling)
-        if result.error is not None:
-            raise VideoDecodeError(os.fspath(video), result.error)
-        return result
-
-    def video_feature(
-        self, video: str | os.PathLike[str], clips: str = "uniform:10", *, pooling: str = "avg"
-    ) -> np.ndarray:
-        """``(D,)`` float32: the L2-normalised mean of the video's clip features
-        (10 uniformly spaced clips by default: the retrieval protocol)."""
-        return self.clip_features(video, clips, pooling=pooling).video_embedding
 
     def _autocast(self):
         import contextlib

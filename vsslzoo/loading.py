@@ -145,6 +145,7 @@ def _check_against_entry(config: ModelConfig, entry: registry.ZooEntry) -> Model
 def load(
     name_or_path: str | os.PathLike[str] | None = None,
     *,
+    backend: str = "torch",
     device: str | Any | None = None,
     precision: str | None = None,
     revision: str | None = None,
@@ -157,6 +158,9 @@ def load(
     Args:
         name_or_path: a zoo name (``vsslzoo.list_models()``), ``hf-hub:ORG/NAME[@REV]``,
             or a local folder with config.json + model.safetensors.
+        backend: "torch" (default), "onnxruntime" (runs the folder's ``model.onnx``
+            written by ``vsslzoo export``; imports no torch) or "tensorrt" (runs the
+            folder's ``model.engine``).
         device: "cpu", "cuda", "cuda:N"; default: CUDA when available, else CPU.
         precision: "fp32" (default), "bf16" or "fp16" (GPU only), used as autocast.
         revision: Hub branch, tag or commit (overrides a zoo entry's pinned revision).
@@ -166,12 +170,21 @@ def load(
         compile: run the network through ``torch.compile``.
 
     Returns:
-        A :class:`~vsslzoo.encoder.VideoEncoder`.
+        An :class:`~vsslzoo.encoder.Encoder`: a :class:`~vsslzoo.encoder.VideoEncoder`
+        for the torch backend.
     """
+    from .backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    source = resolve_source(name_or_path, revision)
+    if backend != "torch":
+        return _load_exported(source, backend, device=device, precision=precision,
+                              cache_dir=cache_dir, local_files_only=local_files_only)
+
     from .artefacts import load_model_files, sha256_of
     from .encoder import VideoEncoder, resolve_device, resolve_precision
 
-    source = resolve_source(name_or_path, revision)
     # Validate device and precision before any download.
     resolve_precision(precision, resolve_device(device))
     paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only)
@@ -188,6 +201,34 @@ def load(
                            source=source.text, compile=compile)
     encoder.weights_sha256 = sha256_of(paths[WEIGHTS_FILENAME])
     return encoder
+
+
+def _load_exported(source: Source, backend: str, *, device, precision, cache_dir,
+                   local_files_only):
+    """The onnxruntime / tensorrt backends (no torch import for onnxruntime)."""
+    if backend == "onnxruntime":
+        from .backends.onnxruntime import ONNX_FILENAME, OnnxRuntimeEncoder
+
+        paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
+                            filenames=(CONFIG_FILENAME, ONNX_FILENAME))
+        config = ModelConfig.from_file(paths[CONFIG_FILENAME])
+        if source.entry is not None:
+            config = _check_against_entry(config, source.entry)
+        return OnnxRuntimeEncoder(config, paths[ONNX_FILENAME], device=device,
+                                  precision=precision, source=source.text)
+    from .backends.tensorrt import ENGINE_FILENAME, TensorRTEncoder
+
+    if source.kind != "folder":
+        raise ConfigError(
+            "TensorRT engines are built for one GPU and TensorRT version: build one with "
+            "`vsslzoo export FOLDER --format tensorrt` and load that folder")
+    config = ModelConfig.from_file(fetch_files(source, filenames=(CONFIG_FILENAME,))[
+        CONFIG_FILENAME])
+    if precision is not None:
+        raise ConfigError("the engine's precision is fixed when it is built "
+                          "(vsslzoo export --format tensorrt --precision ...)")
+    return TensorRTEncoder(config, source.folder / ENGINE_FILENAME, device=device,
+                           source=source.text)
 
 
 def describe(

@@ -1,0 +1,237 @@
+"""ONNX export with parity checks, the ONNX Runtime backend (no torch), TensorRT plumbing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import make_tiny_folder
+from videos import write_video
+
+import vsslzoo
+from vsslzoo.cli import main
+from vsslzoo.config import PreprocessConfig
+from vsslzoo.errors import ConfigError, ModelFolderError
+from vsslzoo.models import list_architectures
+
+pytest.importorskip("onnx", reason="the export extra (onnx, onnxscript, onnxruntime)")
+pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxscript, onnxruntime)")
+
+from vsslzoo.export import onnx as onnx_export  # noqa: E402
+from vsslzoo.export import tensorrt as trt_export  # noqa: E402
+
+# 8 frames so that every architecture's temporal strides fit; width 1/8 for speed
+EIGHT = dict(num_frames=8, frame_stride=1, resize=36, crop=(32, 32))
+
+
+def _tiny(tmp_path, arch="r3d_18", **args):
+    folder = tmp_path / f"src-{arch}"
+    import conftest
+
+    saved = conftest.TINY_PREPROCESS
+    conftest.TINY_PREPROCESS = EIGHT
+    try:
+        make_tiny_folder(folder, architecture=arch, **args)
+    finally:
+        conftest.TINY_PREPROCESS = saved
+    return vsslzoo.load(folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One tiny r3d_18 exported once for the tests that only read the export."""
+    root = tmp_path_factory.mktemp("exported")
+    model = _tiny(root)
+    onnx_export.export_onnx(model, root / "out")
+    return model, root / "out"
+
+
+def _clips(model, batch, seed=0):
+    return torch.randint(0, 256, (batch, *model.preprocess.input_shape), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+@pytest.mark.parametrize("arch", list_architectures())
+def test_every_architecture_exports_with_parity(tmp_path, arch):
+    model = _tiny(tmp_path, arch)
+    report = onnx_export.export_onnx(model, tmp_path / "out")
+    assert [p.batch for p in report.parity] == [1, 3] and all(p.passed for p in report.parity)
+    assert all(p.cosine_min >= 0.9999 and p.max_abs_diff <= 1e-4 for p in report.parity)
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} >= {"model.onnx", "config.json",
+                                               "model.safetensors", "README.md", "export.json"}
+    assert not (out / "model.onnx.data").exists()  # one file
+    ort_model = vsslzoo.load(out, backend="onnxruntime")
+    assert ort_model.backend == "onnxruntime" and ort_model.embed_dim == model.embed_dim
+    clips = _clips(model, 2, seed=1)
+    np.testing.assert_allclose(ort_model.embed(clips), model.embed(clips), atol=1e-4)
+
+
+def test_onnx_file_carries_identity_and_io(exported):
+    import onnx
+
+    _, folder = exported
+    proto = onnx.load(str(folder / "model.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["vsslzoo_config"])["architecture"] == "r3d_18"
+    assert meta["vsslzoo_weights_sha256"] == vsslzoo.load(folder).weights_sha256
+    assert proto.opset_import[0].version >= 17
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert inp.name == "video" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert out.name == "embedding" and out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    dims = inp.type.tensor_type.shape.dim
+    assert dims[0].dim_param and [d.dim_value for d in dims[1:]] == [3, 8, 32, 32]
+    info = json.loads((folder / "export.json").read_text())
+    assert info["dynamic"] == "batch" and info["parity"][0]["passed"]
+
+
+def test_dynamic_all_runs_other_clip_sizes(tmp_path):
+    model = _tiny(tmp_path)
+    onnx_export.export_onnx(model, tmp_path / "out", dynamic="all")
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "out" / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    clips = torch.randint(0, 256, (2, 3, 12, 48, 40), dtype=torch.uint8)
+    got = session.run(["embedding"], {"video": clips.numpy()})[0]
+    with torch.no_grad():
+        want = model.network.to(memory_format=torch.contiguous_format)(clips).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_parity_failure_raises(tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "MAX_ABS_DIFF", 0.0)  # nothing can pass
+    model = _tiny(tmp_path)
+    with pytest.raises(onnx_export.ExportCheckError, match="differs from PyTorch"):
+        onnx_export.export_onnx(model, tmp_path / "out")
+
+
+def test_export_argument_errors(tmp_path, exported):
+    model, exported_folder = exported
+    with pytest.raises(ConfigError, match="opset 16 is too old"):
+        onnx_export.export_onnx(model, tmp_path / "o", opset=16)
+    with pytest.raises(ConfigError, match="dynamic must be"):
+        onnx_export.export_onnx(model, tmp_path / "o", dynamic="time")
+    with pytest.raises(ModelFolderError, match="export the model first"):
+        vsslzoo.load(model.source, backend="onnxruntime")
+    with pytest.raises(ConfigError, match="unknown backend 'tflite'"):
+        vsslzoo.load(model.source, backend="tflite")
+    with pytest.raises(ConfigError, match="the ONNX graph is fp32"):
+        vsslzoo.load(exported_folder, backend="onnxruntime", precision="fp16")
+    with pytest.raises(ConfigError, match="vcop pooling needs the torch backend"):
+        vsslzoo.load(exported_folder, backend="onnxruntime").embed(_clips(model, 1),
+                                                                   pooling="vcop")
+
+
+def test_onnxruntime_extraction_end_to_end_without_torch(tmp_path, exported):
+    model, out_folder = exported
+    video = write_video(tmp_path / "v.mp4", num_frames=40)
+    expected = model.clip_features(video, "uniform:3").embeddings
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any 'import torch' now fails\n"
+        "import json, vsslzoo\n"
+        "from vsslzoo.extract import extract_videos\n"
+        f"m = vsslzoo.load({str(out_folder)!r}, backend='onnxruntime')\n"
+        f"(r,) = extract_videos(m, [{str(video)!r}], clips='uniform:3', workers=1)\n"
+        "assert r.error is None, r.error\n"
+        "print(json.dumps(r.embeddings.tolist()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_allclose(np.array(json.loads(out.stdout)), expected, atol=1e-4)
+
+
+def test_cli_export_then_extract_with_onnxruntime(tmp_path):
+    model = _tiny(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", model.source, "--format", "onnx", "-o",
+                                  str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "parity batch 1: cosine" in result.output and "-> ok" in result.output
+    (tmp_path / "videos").mkdir()
+    write_video(tmp_path / "videos" / "a.mp4", num_frames=30)
+    result = runner.invoke(main, ["extract", str(tmp_path / "videos"), "-o",
+                                  str(tmp_path / "feats"), "--backend", "onnxruntime",
+                                  "--model", str(tmp_path / "out"), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    assert "extracted 1 video(s)" in result.output
+
+
+# ------------------------------------------------------------------------------------
+# TensorRT: everything around the TensorRT calls
+# ------------------------------------------------------------------------------------
+def _config(**pre):
+    from vsslzoo.config import ModelConfig
+
+    return ModelConfig("r3d_18", {}, 512, PreprocessConfig(**{**EIGHT, **pre}))
+
+
+def test_profile_from_config():
+    profile = trt_export.profile_for(_config(), min_batch=1, opt_batch=16, max_batch=64)
+    assert profile.min == (1, 3, 8, 32, 32)
+    assert profile.opt == (16, 3, 8, 32, 32)
+    assert profile.max == (64, 3, 8, 32, 32)
+    dynamic = trt_export.profile_for(_config(), frames=(4, 8, 16), height=(32, 32, 64),
+                                     width=(32, 48, 64), dynamic="all")
+    assert dynamic.min == (1, 3, 4, 32, 32) and dynamic.max == (64, 3, 16, 64, 64)
+    assert dynamic.to_dict()["opt"] == [32, 3, 8, 32, 48]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"min_batch": 8, "opt_batch": 4}, "batch range must be MIN,OPT,MAX"),
+        ({"frames": (4, 8, 16)}, "need an ONNX graph exported with --dynamic all"),
+        ({"frames": (8, 4, 16), "dynamic": "all"}, "frames range"),
+    ],
+)
+def test_profile_validation(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        trt_export.profile_for(_config(), **kwargs)
+
+
+def test_batch_chunks():
+    from vsslzoo.backends.tensorrt import batch_chunks
+
+    assert batch_chunks(130, 64) == [(0, 64), (64, 128), (128, 130)]
+    assert batch_chunks(0, 8) == []
+
+
+def test_build_engine_checks_before_needing_tensorrt(tmp_path, exported):
+    with pytest.raises(ModelFolderError, match="export ONNX first"):
+        trt_export.build_engine(tmp_path)
+    _, out = exported
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        trt_export.build_engine(out, precision="int4")
+    with pytest.raises(ConfigError, match="need an ONNX graph exported with --dynamic all"):
+        trt_export.build_engine(out, frames=(4, 8, 16))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="checks the message shown when TensorRT is missing")
+def test_missing_tensorrt_names_the_gpu_extra(tmp_path, exported):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(exported[1], out)
+    with pytest.raises(ConfigError, match=r"pip install 'vsslzoo\[gpu\]'"):
+        trt_export.build_engine(out)
+    (out / "model.engine").write_bytes(b"x")
+    with pytest.raises(ConfigError, match=r"vsslzoo\[gpu\]"):
+        vsslzoo.load(out, backend="tensorrt")
+    result = CliRunner().invoke(main, ["export", str(out), "--format", "tensorrt",
+                                       "-o", str(tmp_path / "engine")])
+    assert result.exit_code == 1 and "TensorRT is not installed" in result.output
+
+
+def test_tensorrt_backend_needs_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match="TensorRT engines are built for one GPU"):
+        vsslzoo.load("hf-hub:someone/model", backend="tensorrt")
