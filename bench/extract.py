@@ -124,13 +124,15 @@ def throughput(model_dir: Path, videos: list[Path], clips: str, workers: int,
 
 def peak_rss_mb(model_dir: Path, video: Path) -> float:
     """Peak RSS (MB) of a fresh process extracting sliding:1.0 clips from ``video``."""
+    # VmHWM, not ru_maxrss: the latter counts the parent's pages shared at fork time.
     code = (
-        "import resource, sys, vsslzoo\n"
+        "import sys, vsslzoo\n"
         "from vsslzoo.extract import extract_videos\n"
         "m = vsslzoo.load(sys.argv[1], device='cpu')\n"
         "r = list(extract_videos(m, [sys.argv[2]], clips='sliding:1.0', batch_size=8))\n"
         "assert r[0].ok, r[0].error\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(model_dir), str(video)],
                          capture_output=True, text=True, check=True)

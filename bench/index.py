@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -64,7 +63,9 @@ def run_size(n: int) -> dict:
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(results["auto"],
                                                                  results["exact"])])
     out["auto"]["recall_at_10_vs_exact"] = round(float(recall), 4)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    with open("/proc/self/status") as status:  # VmHWM: this process's own peak RSS
+        hwm_kb = int(next(line for line in status if line.startswith("VmHWM")).split()[1])
+    out["peak_rss_mb"] = round(hwm_kb / 1024, 1)
     return out
 
 

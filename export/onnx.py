@@ -15,7 +15,8 @@ graph's first operations (DESIGN.md), so any runtime feeds it decoded pixels as 
   ``export.json``) that ``vsslzoo.load(folder, backend="onnxruntime")`` accepts.
 * Check on every export: ``onnx.checker``, then ONNX Runtime (CPU) against PyTorch on
   random uint8 clips: cosine >= 0.9999 and max |difference| <= 1e-4 (fp32), reported in
-  ``export.json``; a failure removes nothing but raises :class:`ExportCheckError`.
+  ``export.json``; a failure renames the graph ``model.parity-failed.onnx`` (kept for
+  inspection, never loaded as the model) and raises :class:`ExportCheckError`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from vsslzoo.errors import ConfigError, VsslzooError
 
 ONNX_FILENAME = "model.onnx"
+FAILED_ONNX_FILENAME = "model.parity-failed.onnx"
 EXPORT_INFO = "export.json"
 INPUT_NAME = "video"
 OUTPUT_NAME = "embedding"
@@ -160,8 +162,10 @@ def export_onnx(
     (folder / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
     failed = [p for p in report.parity if not p.passed]
     if failed:
+        kept = folder / FAILED_ONNX_FILENAME  # kept for inspection, never loaded by mistake
+        os.replace(onnx_path, kept)
         raise ExportCheckError(
-            f"{onnx_path}: ONNX Runtime differs from PyTorch beyond the tolerance "
+            f"{kept}: ONNX Runtime differs from PyTorch beyond the tolerance "
             f"(cosine >= {COSINE_MIN}, max |diff| <= {MAX_ABS_DIFF}): "
             + "; ".join(f"batch {p.batch}: cosine {p.cosine_min:.6f}, max diff "
                         f"{p.max_abs_diff:.2e}" for p in failed)

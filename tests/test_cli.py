@@ -24,7 +24,16 @@ def test_version():
     assert result.exit_code == 0 and vsslzoo.__version__ in result.output
 
 
-@pytest.mark.parametrize("command", [[]] + [[name] for name in main.commands])
+def _all_commands(group, prefix=()):
+    yield list(prefix)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _all_commands(command, (*prefix, name))
+        else:
+            yield [*prefix, name]
+
+
+@pytest.mark.parametrize("command", list(_all_commands(main)), ids=" ".join)
 def test_every_subcommand_has_help(command):
     result = _run(*command, "--help")
     assert result.exit_code == 0, result.output

@@ -105,11 +105,41 @@ def test_dynamic_all_runs_other_clip_sizes(tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_parity_failure_raises(tmp_path, monkeypatch):
+def test_parity_failure_raises_and_keeps_the_file_under_a_failed_name(tmp_path, monkeypatch):
     monkeypatch.setattr(onnx_export, "MAX_ABS_DIFF", 0.0)  # nothing can pass
     model = _tiny(tmp_path)
     with pytest.raises(onnx_export.ExportCheckError, match="differs from PyTorch"):
         onnx_export.export_onnx(model, tmp_path / "out")
+    assert (tmp_path / "out" / "model.parity-failed.onnx").is_file()
+    assert not (tmp_path / "out" / "model.onnx").exists()
+    with pytest.raises(ModelFolderError, match="export the model first"):
+        vsslzoo.load(tmp_path / "out", backend="onnxruntime")
+
+
+def test_onnx_whose_metadata_does_not_match_config_json(tmp_path, exported):
+    import shutil
+
+    from vsslzoo.config import ModelConfig
+
+    folder = tmp_path / "out"
+    shutil.copytree(exported[1], folder)
+    config = ModelConfig.from_file(folder / "config.json")
+    changed = config.replace(preprocess=PreprocessConfig(**{**EIGHT, "frame_stride": 2}))
+    (folder / "config.json").write_text(changed.to_json())
+    with pytest.raises(ModelFolderError, match="differ in preprocess"):
+        vsslzoo.load(folder, backend="onnxruntime")
+
+
+def test_export_of_bad_sources(tmp_path):
+    with pytest.raises(vsslzoo.UnknownModelError, match="did you mean"):
+        onnx_export.export_onnx("ctp-r2plus1d-k40", tmp_path / "o")
+    make_tiny_folder(tmp_path / "noweights")
+    (tmp_path / "noweights" / "model.safetensors").unlink()
+    with pytest.raises(ModelFolderError, match="config but no weights"):
+        onnx_export.export_onnx(tmp_path / "noweights", tmp_path / "o")
+    result = CliRunner().invoke(main, ["export", "ctp-r3d18-k400", "--format", "onnx", "-o",
+                                       str(tmp_path / "o")])
+    assert result.exit_code == 1 and "no published weights" in result.output
 
 
 def test_export_argument_errors(tmp_path, exported):

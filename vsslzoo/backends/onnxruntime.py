@@ -40,6 +40,23 @@ def _providers(device: str | None) -> tuple[list[str], str]:
     return ["CPUExecutionProvider"], "cpu"
 
 
+def _check_metadata(metadata: dict[str, str], config: ModelConfig, onnx_path: Path) -> None:
+    """The graph's embedded config must describe the same model as config.json."""
+    embedded = metadata.get("vsslzoo_config")
+    if not embedded:
+        raise ModelFolderError(
+            f"{onnx_path} carries no vsslzoo metadata: it was not written by `vsslzoo "
+            "export`, so its input and output conventions are unknown; export it again")
+    graph_config = ModelConfig.from_json(embedded, where=f"{onnx_path} metadata")
+    differing = [name for name in ("architecture", "model_args", "embed_dim", "preprocess")
+                 if getattr(graph_config, name) != getattr(config, name)]
+    if differing:
+        raise ModelFolderError(
+            f"{onnx_path} was exported from another model than {onnx_path.parent}/"
+            f"config.json describes (they differ in {', '.join(differing)}); export again "
+            "into a fresh folder")
+
+
 class OnnxRuntimeEncoder(Encoder):
     """A model folder's ``model.onnx`` on ONNX Runtime."""
 
@@ -84,8 +101,9 @@ class OnnxRuntimeEncoder(Encoder):
                 f"{onnx_path} is not a vsslzoo export (inputs {sorted(inputs)}, outputs "
                 f"{sorted(outputs)}; expected {INPUT_NAME!r} -> {OUTPUT_NAME!r})")
         self.source = source or str(onnx_path.parent)
-        self.weights_sha256 = self.session.get_modelmeta().custom_metadata_map.get(
-            "vsslzoo_weights_sha256") or None
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        _check_metadata(metadata, config, onnx_path)
+        self.weights_sha256 = metadata.get("vsslzoo_weights_sha256") or None
 
     def embed_raw(self, clips: Any, *, pooling: str = "avg") -> np.ndarray:
         check_pooling(pooling)
