@@ -21,14 +21,18 @@ graph's first operations (DESIGN.md), so any runtime feeds it decoded pixels as 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vsslzoo.errors import ConfigError, VsslzooError
+from vsslzoo.fileio import atomic_write_bytes
 
 ONNX_FILENAME = "model.onnx"
 FAILED_ONNX_FILENAME = "model.parity-failed.onnx"
@@ -134,7 +138,7 @@ def export_onnx(
     param_bytes = sum(p.numel() * p.element_size() for p in network.parameters())
     onnx_path = folder / ONNX_FILENAME
     tmp_path = folder / f".{ONNX_FILENAME}.tmp"
-    with torch.no_grad():
+    with torch.no_grad(), _quiet_exporter():
         program = torch.onnx.export(
             graph, (example,), dynamo=True, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], opset_version=opset,
@@ -159,7 +163,7 @@ def export_onnx(
     info = {"format": "onnx", "weights_sha256": weights_sha256,
             "source_weights_sha256": model.weights_sha256,
             "torch": torch.__version__, **report.to_dict()}
-    (folder / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_bytes(folder / EXPORT_INFO, (json.dumps(info, indent=2) + "\n").encode())
     failed = [p for p in report.parity if not p.passed]
     if failed:
         kept = folder / FAILED_ONNX_FILENAME  # kept for inspection, never loaded by mistake
@@ -171,6 +175,24 @@ def export_onnx(
                         f"{p.max_abs_diff:.2e}" for p in failed)
         )
     return report
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Hide the exporter's notes about torchvision ops we never use and its
+    deprecation warnings, which read like problems with the user's model."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _add_metadata(path: Path, model, weights_sha256: str) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import CARD_FILENAME, CONFIG_FILENAME, WEIGHTS_FILENAME, ModelConfig
 from .errors import ChecksumError, ConfigError, ModelFolderError, WeightsMismatchError
+from .fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -42,19 +42,6 @@ def verify_sha256(path: str | os.PathLike[str], expected: str, what: str) -> Non
             "the Hugging Face cache and load again (or pass force_download), and report it "
             "if it persists."
         )
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_pretrained(
@@ -91,13 +78,13 @@ def save_pretrained(
         for key, value in network.state_dict().items()
     }
     metadata = {"format": "pt", "architecture": config.architecture}
-    _atomic_write_bytes(folder / WEIGHTS_FILENAME, save_safetensors(tensors, metadata=metadata))
-    _atomic_write_bytes(folder / CONFIG_FILENAME, config.to_json().encode("utf-8"))
+    atomic_write_bytes(folder / WEIGHTS_FILENAME, save_safetensors(tensors, metadata=metadata))
+    atomic_write_bytes(folder / CONFIG_FILENAME, config.to_json().encode("utf-8"))
     if card is None:
         from .zoo_docs import render_folder_card
 
         card = render_folder_card(config)
-    _atomic_write_bytes(folder / CARD_FILENAME, card.encode("utf-8"))
+    atomic_write_bytes(folder / CARD_FILENAME, card.encode("utf-8"))
     return folder
 
 

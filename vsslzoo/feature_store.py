@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, VsslzooError
+from .fileio import atomic_write_bytes
 from .locking import FolderLock
 
 FORMATS = ("parquet", "npy")
@@ -38,19 +38,6 @@ ERRORS = "errors.jsonl"
 
 class FeatureStoreError(VsslzooError):
     """The output folder cannot be used (another model's features, locked, read-only)."""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -122,7 +109,7 @@ class FeatureWriter:
                     "output folder (-o), or delete this one to start over"
                 )
         else:
-            _atomic_write(manifest_path, json.dumps(self.manifest, indent=2).encode())
+            atomic_write_bytes(manifest_path, json.dumps(self.manifest, indent=2).encode())
         self.done = done_videos(self.folder)
         self._next_part = 1 + max(
             (int(p.stem.split("-")[1]) for p in self.folder.glob("part-*.*")
@@ -161,7 +148,7 @@ class FeatureWriter:
             self._rows, self._vectors, self._videos_buffered = [], [], 0
         text = "".join(json.dumps(e) + "\n" for e in self._errors)
         if self._errors or (self.folder / ERRORS).exists():
-            _atomic_write(self.folder / ERRORS, text.encode())
+            atomic_write_bytes(self.folder / ERRORS, text.encode())
 
     def close(self) -> None:
         if self._lock is not None:
@@ -205,7 +192,7 @@ def _write_parquet(path: Path, rows: list[_Row], vectors: np.ndarray) -> None:
     })
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
-    _atomic_write(path, sink.getvalue().to_pybytes())
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def _write_npy(stem: Path, rows: list[_Row], vectors: np.ndarray) -> None:
@@ -213,9 +200,9 @@ def _write_npy(stem: Path, rows: list[_Row], vectors: np.ndarray) -> None:
 
     buffer = io.BytesIO()
     np.save(buffer, vectors)
-    _atomic_write(stem.with_suffix(".npy"), buffer.getvalue())
+    atomic_write_bytes(stem.with_suffix(".npy"), buffer.getvalue())
     # the JSON sidecar is written last: its presence marks the part as complete
-    _atomic_write(stem.with_suffix(".json"), json.dumps(_columns(rows)).encode())
+    atomic_write_bytes(stem.with_suffix(".json"), json.dumps(_columns(rows)).encode())
 
 
 def _parts(folder: Path) -> list[Path]:

@@ -12,12 +12,12 @@ stores vectors exactly. ``--factory`` takes any FAISS factory string instead.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from ..fileio import atomic_write_bytes
 
 EXACT_BELOW = 100_000
 _TRAIN_PER_LIST = 64  # training vectors per IVF list (FAISS wants 30-256)
@@ -127,17 +127,7 @@ def save_index(index, path: Path) -> None:
     """Write atomically (temp file + rename)."""
     import faiss
 
-    data = faiss.serialize_index(index)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.tobytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, faiss.serialize_index(index).tobytes())
 
 
 def load_index(path: Path):
