@@ -32,7 +32,12 @@ def test_wheel_maps_training_and_export_into_the_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "vsslzoo/training/__init__.py" in names
     assert "vsslzoo/export/__init__.py" in names
-    assert "vsslzoo/models/resnet3d.py" in names
+    expected = {f"vsslzoo/{p.relative_to(ROOT / 'vsslzoo').as_posix()}"
+                for p in (ROOT / "vsslzoo").rglob("*.py")}
+    expected |= {f"vsslzoo/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
+                 for folder in ("training", "export") for p in (ROOT / folder).rglob("*.py")}
+    missing = sorted(expected - set(names))
+    assert not missing, f"modules missing from the wheel (pyproject packages?): {missing}"
     top_level = {n.split("/")[0] for n in names}
     assert top_level <= {"vsslzoo", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1]
                          + ".dist-info"}, top_level
