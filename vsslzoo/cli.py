@@ -79,9 +79,11 @@ def list_command(pattern: str | None, as_json: bool, markdown: bool) -> None:
 def _echo_info(info: dict, indent: int = 0) -> None:
     pad = "  " * indent
     for key, value in info.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             click.echo(f"{pad}{key}:")
             _echo_info(value, indent + 1)
+        elif isinstance(value, dict):
+            click.echo(f"{pad}{key}: {{}}")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             click.echo(f"{pad}{key}:")
             for item in value:
