@@ -87,7 +87,9 @@ def resolve_source(name_or_path: str | os.PathLike[str] | None, revision: str | 
 
 def _training_available(method: str) -> bool:
     try:
-        spec = importlib.util.find_spec(f"vsslzoo.training.{registry.METHOD_PAPER[method]}")
+        # a recipe is its package's `train` module (training/<method>/train.py)
+        spec = importlib.util.find_spec(
+            f"vsslzoo.training.{registry.METHOD_PAPER[method]}.train")
     except ModuleNotFoundError:  # vsslzoo.training itself missing (source checkout on PYTHONPATH)
         return False
     return spec is not None

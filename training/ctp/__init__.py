@@ -1,0 +1,1 @@
+"""CtP (Catch-the-Patch): checkpoint conversion; the pretraining recipe lands next."""
