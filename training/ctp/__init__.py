@@ -1,1 +1,10 @@
-"""CtP (Catch-the-Patch): checkpoint conversion; the pretraining recipe lands next."""
+"""CtP (Catch-the-Patch, Wang et al. 2021) pieces for ``vsslzoo.training``.
+
+* :mod:`.convert`: CtP checkpoints (mmcv or torchvision layout) -> model folders.
+* :mod:`.trajectories`: synthetic patch trajectories with the paper's constraints.
+* :mod:`.roi_align`, :mod:`.head`: the prediction head (temporal squeeze, RoIAlign, MLP).
+* :mod:`.targets`: regression targets, their decoding, the smooth-L1 loss, IoU.
+
+The training recipe itself (data pipeline, patch pasting, the loop) is not part of this
+release yet.
+"""
