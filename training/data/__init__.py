@@ -1,0 +1,1 @@
+"""Training data: datasets over video folders, and synthetic motion videos."""
