@@ -182,3 +182,41 @@ def test_trajectory_statistics_follow_the_config():
     assert 12 < min(sizes) and max(sizes) < 64 * math.exp(0.18) + 1e-6
     with pytest.raises(ValueError, match="probabilities"):
         TrajectoryConfig(inner_keyframe_probs=(0.5, 0.5, 0.5))
+
+
+# ------------------------------------------------------------------------------------
+# patch pasting
+# ------------------------------------------------------------------------------------
+def test_paste_follows_the_trajectory_and_masks_frames():
+    from vsslzoo.training.ctp.paste import PasteConfig, paste_patches, patch_mask
+
+    frames, height, width = 16, 64, 96
+    clip = torch.from_numpy(np.random.default_rng(5).uniform(0, 255, (3, frames, height, width))
+                            ).float()  # noise: a pasted patch changes every pixel it covers
+    boxes = np.zeros((1, frames, 4))
+    boxes[0, :, 0] = 20 + np.arange(frames) * 3.0  # moves right 3 px per frame
+    boxes[0, :, 1] = 32
+    boxes[0, :, 2:] = 16
+    rng = np.random.default_rng(0)
+    config = PasteConfig(paste_prob=0.8, alpha_range=(1.0, 1.0), soft_prob=0.0)
+    visible_total = 0
+    for _ in range(20):
+        out, visible = paste_patches(clip, boxes, np.random.default_rng(rng.integers(1e9)),
+                                     config)
+        assert visible[0, 0]  # frame 0 always
+        visible_total += visible[0, 1:].sum()
+        unchanged_visible = 0
+        for t in range(frames):
+            changed = (out[:, t] != clip[:, t]).any(0).numpy()
+            if not visible[0, t]:
+                assert not changed.any()
+            elif not changed.any():
+                unchanged_visible += 1  # the source frame: its own patch, same place
+            else:
+                ys, xs = np.nonzero(changed)
+                assert abs(xs.mean() + 0.5 - boxes[0, t, 0]) <= 1.0
+                assert abs(ys.mean() + 0.5 - boxes[0, t, 1]) <= 1.0
+                assert xs.max() - xs.min() < 17 and ys.max() - ys.min() < 17
+        assert unchanged_visible <= 1
+    assert 0.7 < visible_total / (20 * (frames - 1)) < 0.9
+    assert patch_mask("rhombus", 9, 9).sum() < patch_mask("ellipse", 9, 9).sum() < 81
