@@ -2,8 +2,10 @@
 
     python -m vsslzoo.training convert ctp CHECKPOINT.pth -o DIR [--data k400|ucf101]
 
-The pretraining recipes (``ctp``, ``paramcrop``, ``ca``, ``corp``) are not part of this
-release yet; asking for one says so.
+    python -m vsslzoo.training ctp --data DATA --preset k400 --out runs/ctp   # see ctp --help
+
+The other recipes (``paramcrop``, ``ca``, ``corp``) are not part of this release yet;
+asking for one says so.
 """
 
 from __future__ import annotations
@@ -28,10 +30,16 @@ def main(argv: list[str] | None = None) -> int:
                          help="BatchNorm eps (CtP trained with 1e-3)")
     convert.add_argument("--trust-pickle", action="store_true",
                          help="allow Python objects in the checkpoint (only for files you trust)")
-    for recipe in RECIPES:
+    commands.add_parser("ctp", help="CtP pretraining (see --help)", add_help=False)
+    for recipe in RECIPES[1:]:
         commands.add_parser(recipe, help=f"{recipe} pretraining (not in this release yet)",
                             add_help=False)
-    args, _ = parser.parse_known_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "ctp":
+        from .ctp.train import main as ctp_main
+
+        ctp_main(rest)
+        return 0
     if args.command in RECIPES:
         print(f"error: the {args.command} pretraining recipe is not part of this release of "
               "vsslzoo yet", file=sys.stderr)

@@ -1,0 +1,262 @@
+"""The training loop every recipe shares: DDP, bf16, schedules, checkpoints, logs, export.
+
+A recipe gives the trainer a ``model`` (an ``nn.Module`` whose ``forward(batch)``
+returns a dict with ``loss`` and any scalar metrics), a dataset of sample dicts, and a
+function that exports the trained backbone. The trainer:
+
+* joins a ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on GPUs, gloo on CPU),
+  wraps the model in DDP (optionally SyncBatchNorm) and shards the data with a
+  DistributedSampler;
+* decodes in DataLoader workers started with ``spawn`` (FFmpeg threads and ``fork`` do
+  not mix, REFERENCE.md), skipping and counting broken videos;
+* follows a per-iteration learning-rate array, bf16 autocast, gradient clipping;
+* writes ``metrics.jsonl`` (one object per logged step: ``step``, ``loss``, ``lr``,
+  ``clips_per_s``, metrics), TensorBoard events when tensorboard is installed, and a
+  progress bar;
+* saves ``checkpoint.pt`` (model, optimiser, step, config, RNG) atomically every
+  ``checkpoint_every`` steps and at the end; ``resume`` continues from it;
+* exports the backbone to ``OUT/model`` (a vsslzoo model folder) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data.datasets import collate_skipping_broken
+from .optim import build_optimizer, lr_schedule
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    out: str
+    steps: int
+    batch_size: int  # per process
+    lr: float
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    milestones: list[int] = field(default_factory=list)
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    bf16: bool = False
+    sync_bn: bool = False
+    workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    max_steps: int | None = None  # stop early (the schedule still spans ``steps``)
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, model: nn.Module, dataset,
+                 export: Callable[[nn.Module, Path], None] | None = None,
+                 run_info: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.export = export
+        self.run_info = run_info or {}
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available():
+            self.device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+        torch.manual_seed(config.seed)
+        if config.sync_bn and self.world > 1:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device)
+        self.wrapped = (nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[local_rank] if self.device.type == "cuda" else None)
+            if self.world > 1 else self.model)
+        self.optimizer = build_optimizer(config.optimizer, self.model.parameters(),
+                                         lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.lrs = lr_schedule(config.lr, config.steps, warmup_steps=config.warmup_steps,
+                               kind=config.schedule, milestones=config.milestones)
+        self.dataset = dataset
+        self.sampler = torch.utils.data.distributed.DistributedSampler(
+            dataset, num_replicas=self.world, rank=self.rank, shuffle=True, seed=config.seed,
+            drop_last=True)
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=config.batch_size, sampler=self.sampler,
+            num_workers=config.workers, collate_fn=collate_skipping_broken, drop_last=True,
+            multiprocessing_context="spawn" if config.workers > 0 else None,
+            persistent_workers=config.workers > 0)
+        self.step = 0
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "step": self.step, "config": asdict(self.config),
+                 "torch_rng": torch.get_rng_state()}
+        tmp = self.out / f".{CHECKPOINT}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / CHECKPOINT)
+
+    def load_checkpoint(self) -> bool:
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        return True
+
+    # -- the loop ----------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict[str, float]:
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and self.load_checkpoint() and self.rank == 0:
+            print(f"resumed from {self.out / CHECKPOINT} at step {self.step}", flush=True)
+        stop = min(config.steps, config.max_steps or config.steps)
+        if self.rank == 0:
+            info = {"git": _git_sha(), "world_size": self.world, "config": asdict(config),
+                    **self.run_info}
+            (self.out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+            print(json.dumps(info), flush=True)
+        writer = self._tensorboard()
+        bar = self._progress(stop)
+        log = open(self.out / "metrics.jsonl", "a") if self.rank == 0 else None  # noqa: SIM115
+        sums: dict[str, float] = {}
+        count, clips, skipped = 0, 0, 0
+        tick = time.perf_counter()
+        last: dict[str, float] = {}
+        # resume mid-epoch exactly: same epoch seed, skip the batches already trained on
+        per_epoch = max(len(self.loader), 1)
+        epoch, skip = divmod(self.step, per_epoch)
+        self.model.train()
+        try:
+            while self.step < stop:
+                self.sampler.set_epoch(epoch)
+                if hasattr(self.dataset, "set_epoch"):
+                    self.dataset.set_epoch(epoch)
+                for batch in self.loader:
+                    if self.step >= stop:
+                        break
+                    if skip:
+                        skip -= 1
+                        continue
+                    skipped += batch.pop("skipped", 0)
+                    if not batch:
+                        continue
+                    batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = float(self.lrs[self.step])
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                        enabled=config.bf16):
+                        outputs = self.wrapped(batch)
+                    loss = outputs["loss"]
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if config.grad_clip:
+                        nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+                    self.optimizer.step()
+                    self.step += 1
+                    clips += next(iter(batch.values())).shape[0] * self.world
+                    for key, value in outputs.items():
+                        sums[key] = sums.get(key, 0.0) + float(value.detach())
+                    count += 1
+                    if self.step % config.log_every == 0 or self.step == stop:
+                        elapsed = time.perf_counter() - tick
+                        last = {k: v / count for k, v in sums.items()}
+                        record = {"step": self.step, **last,
+                                  "lr": float(self.lrs[self.step - 1]),
+                                  "clips_per_s": clips / max(elapsed, 1e-9),
+                                  "skipped_videos": skipped}
+                        if log is not None:
+                            log.write(json.dumps(record) + "\n")
+                            log.flush()
+                        if writer is not None:
+                            for key, value in record.items():
+                                writer.add_scalar(f"train/{key}", value, self.step)
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{last['loss']:.4f}",
+                                            lr=f"{record['lr']:.2e}",
+                                            clips_s=f"{record['clips_per_s']:.1f}")
+                        sums, count, clips, tick = {}, 0, 0, time.perf_counter()
+                    if bar is not None:
+                        bar.update(1)
+                    if self.step % config.checkpoint_every == 0:
+                        self.save_checkpoint()
+                epoch += 1
+        finally:
+            if bar is not None:
+                bar.close()
+            if log is not None:
+                log.close()
+            if writer is not None:
+                writer.close()
+        self.save_checkpoint()
+        if self.world > 1:
+            self._record_rank_agreement()
+        if self.rank == 0 and self.export is not None and self.step >= stop:
+            self.export(self.model, self.out / "model")
+        if self.world > 1:
+            torch.distributed.barrier()
+        return last
+
+    def _record_rank_agreement(self) -> None:
+        """Largest difference between any rank's parameters and rank 0's (DDP keeps them
+        equal; a non-zero value means the replicas diverged). Written to run.json.
+        BatchNorm running statistics are buffers, updated by each rank's last forward
+        pass, so they are not compared (rank 0's are the ones checkpointed)."""
+        worst = torch.zeros((), device=self.device)
+        for tensor in self.model.parameters():
+            reference = tensor.detach().clone()
+            torch.distributed.broadcast(reference, src=0)
+            worst = torch.maximum(worst, (tensor.detach() - reference).abs().max())
+        torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
+        if self.rank == 0:
+            path = self.out / "run.json"
+            info = json.loads(path.read_text())
+            info["ranks_max_weight_difference"] = float(worst)
+            path.write_text(json.dumps(info, indent=2) + "\n")
+
+    def _tensorboard(self):
+        if self.rank != 0:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is in the `train` extra
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    def _progress(self, stop: int):
+        if self.rank != 0:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=stop, initial=self.step, unit="step", disable=None,
+                    dynamic_ncols=True)
