@@ -1,5 +1,9 @@
-"""vsslzoo.training: pretraining recipes (CtP, ParamCrop, Controllable Augmentations, CORP).
+"""vsslzoo.training: pretraining recipes, installed as ``vsslzoo.training``.
 
-Installed as ``vsslzoo.training`` from the repository's top-level ``training/`` folder.
-The recipes land with their own issues; this release ships none of them yet.
+* :mod:`.trainer`: the loop every recipe shares (DDP, bf16, schedules, checkpoints, logs).
+* :mod:`.optim`: SGD / Adam / LARS and per-iteration learning-rate schedules.
+* :mod:`.data`: datasets over folders, class trees and CSVs; synthetic motion videos.
+* :mod:`.ctp`: CtP (the recipe, its pieces, and checkpoint conversion).
+
+ParamCrop, Controllable Augmentations and CORP land with their own issues.
 """
