@@ -144,6 +144,6 @@ def test_command_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "r3d_18" in out.stdout and (tmp_path / "out" / "model.safetensors").exists()
-    out = subprocess.run([sys.executable, "-m", "vsslzoo.training", "ctp", "--data", "x"],
+    out = subprocess.run([sys.executable, "-m", "vsslzoo.training", "paramcrop", "--data", "x"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "not part of this release" in out.stderr
