@@ -145,3 +145,37 @@ def test_ctp_smoke_preset_learns_to_track(synth, tmp_path):
     first, last = records[0], records[-1]
     assert last["loss"] < 0.85 * first["loss"], records
     assert last["iou"] > first["iou"] + 0.03, records
+
+
+def test_linear_probe_on_separable_features():
+    from vsslzoo.training.evaluate import linear_probe
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 4
+    labels = [["a", "b", "c"][i % 3] for i in range(120)]
+    x = np.stack([centres["abc".index(y)] + rng.normal(size=16) for y in labels]) + 50
+    result = linear_probe(x[:90], labels[:90], x[90:], labels[90:], epochs=200)
+    assert result.test_accuracy >= 0.95 and result.classes == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="never seen in training"):
+        linear_probe(x[:3], ["a"] * 3, x[:1], ["z"])
+
+
+def test_eval_command_line(synth, tiny_folder):
+    clean = synth.parent / "clean.csv"
+    clean.write_text("".join(line for line in synth.read_text().splitlines(True)
+                             if "broken" not in line))
+    base = [sys.executable, "-m", "vsslzoo.training", "eval"]
+    out = subprocess.run([*base, "linear", "--model", str(tiny_folder), "--train", str(clean),
+                          "--test", str(clean), "--epochs", "50"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["classes"] == 4 and 0 <= report["top1"] <= 1 and report["test_videos"] == 16
+    out = subprocess.run([*base, "retrieval", "--model", str(tiny_folder), "--gallery",
+                          str(clean), "--queries", str(clean)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert set(json.loads(out.stdout)["recall"]) == {"R@1", "R@5", "R@10", "R@20", "R@50"}
+    out = subprocess.run([*base, "linear", "--model", str(tiny_folder)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2 and "needs --train and --test" in out.stderr
