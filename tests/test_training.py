@@ -112,6 +112,10 @@ def test_smoke_run_logs_checkpoints_exports_and_resumes_exactly(synth, tmp_path)
 
     _run([*common, "--out", tmp_path / "b", "--max-steps", "3"])
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 3
+    out = _run(["--resume", tmp_path / "b", "--export-only"])  # on demand, mid-run
+    assert "exported step 3" in out.stdout
+    assert vsslzoo.load(tmp_path / "b" / "model").config.provenance.notes.endswith(
+        "3 steps, batch 4")
     _run(["--resume", tmp_path / "b"])
     resumed = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").open()]
     assert resumed == [1, 2, 3, 4, 5, 6]

@@ -87,11 +87,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--checkpoint-every", type=int, default=1000)
+    parser.add_argument("--export-only", action="store_true",
+                        help="with --resume: export the last checkpoint to RUN/model, no training")
     args = parser.parse_args(argv)
+    if args.export_only and not args.resume:
+        parser.error("--export-only needs --resume RUN")
     if args.resume:
         saved = json.loads((Path(args.resume) / "run.json").read_text())["args"]
         for key, value in saved.items():
-            if key not in ("resume", "max_steps") and getattr(args, key) == parser.get_default(key):
+            if key not in ("resume", "max_steps", "export_only") and \
+                    getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
         args.out = args.resume
     if not args.data or not args.out:
@@ -152,4 +157,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     trainer = Trainer(config, model, dataset, export=export,
                       run_info={"args": vars(args), "videos": len(videos),
                                 "data_config": dataclasses.asdict(data_config)})
+    if args.export_only:  # on demand, from the last checkpoint
+        if not trainer.load_checkpoint():
+            raise SystemExit(f"no checkpoint in {args.out}")
+        export(trainer.model, Path(args.out) / "model")
+        print(f"exported step {trainer.step} to {Path(args.out) / 'model'}")
+        return {}
     return trainer.fit(resume=bool(args.resume))
