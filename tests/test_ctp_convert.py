@@ -29,6 +29,10 @@ def _to_mmcv(key: str) -> str:
         (r"^(layer\d\.\d)\.downsample\.0\.(.+)$", r"\1.downsample.conv.\2"),
         (r"^(layer\d\.\d)\.downsample\.1\.(.+)$", r"\1.downsample_bn.\2"),
     ]
+    return _rename(rules, key)
+
+
+def _rename(rules, key: str) -> str:
     for pattern, replacement in rules:
         if re.match(pattern, key):
             return re.sub(pattern, replacement, key)
@@ -43,10 +47,7 @@ def _to_mmcv_r3d(key: str) -> str:
         (r"^(layer\d\.\d)\.downsample\.0\.(.+)$", r"\1.downsample.conv.\2"),
         (r"^(layer\d\.\d)\.downsample\.1\.(.+)$", r"\1.downsample_bn.\2"),
     ]
-    for pattern, replacement in rules:
-        if re.match(pattern, key):
-            return re.sub(pattern, replacement, key)
-    raise AssertionError(key)
+    return _rename(rules, key)
 
 
 def _randomised(network):

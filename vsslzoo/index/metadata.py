@@ -177,12 +177,6 @@ class MetadataDB:
                                 (row_id,)).fetchone()
         return np.frombuffer(row[0], np.float32).reshape(dim) if row and row[0] else None
 
-    def clip_vectors_of(self, video_id: int, dim: int) -> np.ndarray:
-        rows = self.conn.execute(
-            "SELECT embedding FROM clips WHERE video_id = ? ORDER BY clip_index", (video_id,)
-        ).fetchall()
-        return np.frombuffer(b"".join(r[0] for r in rows), np.float32).reshape(-1, dim)
-
     def clip_ids_of(self, video_ids: Iterable[int]) -> list[int]:
         ids = list(video_ids)
         if not ids:

@@ -115,14 +115,6 @@ def remove_ids(index, ids: Iterable[int]) -> bool:
     return True
 
 
-def factory_of(index) -> str:
-    """A description of the index type, for the manifest."""
-    import faiss
-
-    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
-    return type(inner).__name__
-
-
 def save_index(index, path: Path) -> None:
     """Write atomically (temp file + rename)."""
     import faiss
