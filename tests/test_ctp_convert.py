@@ -145,6 +145,12 @@ def test_command_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "r3d_18" in out.stdout and (tmp_path / "out" / "model.safetensors").exists()
-    out = subprocess.run([sys.executable, "-m", "vsslzoo.training", "paramcrop", "--data", "x"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and "not part of this release" in out.stderr
+
+
+def test_a_recipe_missing_from_the_release_says_so(monkeypatch, capsys):
+    from vsslzoo.training import __main__ as entry
+
+    monkeypatch.setattr(entry, "_recipe_released", lambda recipe: recipe != "corp")
+    assert entry.main(["corp", "--data", "x"]) == 2
+    assert "corp pretraining recipe is not part of this release" in capsys.readouterr().err
+    assert entry._recipe_released("ctp")

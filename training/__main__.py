@@ -4,17 +4,29 @@
     python -m vsslzoo.training eval retrieval|linear --model DIR ...
 
     python -m vsslzoo.training ctp --data DATA --preset k400 --out runs/ctp   # see ctp --help
+    python -m vsslzoo.training paramcrop|ca|corp ...                           # see --help
 
-The other recipes (``paramcrop``, ``ca``, ``corp``) are not part of this release yet;
-asking for one says so.
+A recipe is the ``main`` of ``training/<recipe>/train.py``; one whose module is missing
+says it is not part of this release.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import sys
 
 RECIPES = ("ctp", "paramcrop", "ca", "corp")
+RECIPE_TITLES = {"ctp": "CtP", "paramcrop": "ParamCrop", "ca": "Controllable Augmentations",
+                 "corp": "CORP_f / CORP_m"}
+
+
+def _recipe_released(recipe: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"{__package__}.{recipe}.train") is not None
+    except ModuleNotFoundError:  # the recipe's package itself is missing
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,22 +53,20 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--no-centre", action="store_true", help="retrieval: no centring")
     evaluate.add_argument("--epochs", type=int, default=300, help="linear: training epochs")
     evaluate.add_argument("--workers", type=int, default=0, help="decoding processes")
-    commands.add_parser("ctp", help="CtP pretraining (see --help)", add_help=False)
-    for recipe in RECIPES[1:]:
-        commands.add_parser(recipe, help=f"{recipe} pretraining (not in this release yet)",
-                            add_help=False)
+    for recipe in RECIPES:
+        released = _recipe_released(recipe)
+        commands.add_parser(recipe, add_help=False, help=f"{RECIPE_TITLES[recipe]} pretraining"
+                            + (" (see --help)" if released else " (not in this release yet)"))
     args, rest = parser.parse_known_args(argv)
-    if args.command == "ctp":
-        from .ctp.train import main as ctp_main
-
-        ctp_main(rest)
-        return 0
-    if rest and args.command not in RECIPES:
-        parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command in RECIPES:
-        print(f"error: the {args.command} pretraining recipe is not part of this release of "
-              "vsslzoo yet", file=sys.stderr)
-        return 2
+        if not _recipe_released(args.command):
+            print(f"error: the {args.command} pretraining recipe is not part of this release "
+                  "of vsslzoo yet", file=sys.stderr)
+            return 2
+        importlib.import_module(f".{args.command}.train", __package__).main(rest)
+        return 0
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
     from vsslzoo.errors import VsslzooError
 
     if args.command == "eval":

@@ -2,7 +2,15 @@
 
 A recipe gives the trainer a ``model`` (an ``nn.Module`` whose ``forward(batch)``
 returns a dict with ``loss`` and any scalar metrics), a dataset of sample dicts, and a
-function that exports the trained backbone. The trainer:
+function that exports the trained backbone. Two optional model methods:
+
+* ``param_groups()`` -> list of optimiser parameter-group dicts (e.g. another learning
+  rate for an adversary, or no weight decay for some tensors); default: all parameters
+  in one group. A group's ``lr_scale`` multiplies the scheduled learning rate.
+* ``after_step(step)``: called after every optimiser step (e.g. a momentum-encoder
+  update); it must be deterministic so that ``--resume`` stays exact.
+
+The trainer:
 
 * joins a ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on GPUs, gloo on CPU),
   wraps the model in DDP (optionally SyncBatchNorm) and shards the data with a
@@ -94,7 +102,9 @@ class Trainer:
         self.wrapped = (nn.parallel.DistributedDataParallel(
             self.model, device_ids=[local_rank] if self.device.type == "cuda" else None)
             if self.world > 1 else self.model)
-        self.optimizer = build_optimizer(config.optimizer, self.model.parameters(),
+        groups = (self.model.param_groups() if hasattr(self.model, "param_groups")
+                  else self.model.parameters())
+        self.optimizer = build_optimizer(config.optimizer, groups,
                                          lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.lrs = lr_schedule(config.lr, config.steps, warmup_steps=config.warmup_steps,
@@ -171,7 +181,7 @@ class Trainer:
                         continue
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                     for group in self.optimizer.param_groups:
-                        group["lr"] = float(self.lrs[self.step])
+                        group["lr"] = float(self.lrs[self.step]) * group.get("lr_scale", 1.0)
                     with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                         enabled=config.bf16):
                         outputs = self.wrapped(batch)
@@ -183,6 +193,8 @@ class Trainer:
                     if config.grad_clip:
                         nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
                     self.optimizer.step()
+                    if hasattr(self.model, "after_step"):
+                        self.model.after_step(self.step)
                     self.step += 1
                     clips += next(iter(batch.values())).shape[0] * self.world
                     for key, value in outputs.items():

@@ -5,7 +5,6 @@
 * :mod:`.roi_align`, :mod:`.head`: the prediction head (temporal squeeze, RoIAlign, MLP).
 * :mod:`.targets`: regression targets, their decoding, the smooth-L1 loss, IoU.
 * :mod:`.paste`: patch cut-and-paste along trajectories, with masks, alpha and MRM.
-
-The training recipe itself (data pipeline, patch pasting, the loop) is not part of this
-release yet.
+* :mod:`.data`, :mod:`.model`, :mod:`.train`: the training sample, the network with its
+  loss, and the recipe (``python -m vsslzoo.training ctp``).
 """

@@ -26,16 +26,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-from vsslzoo.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, PreprocessConfig, Provenance
+from vsslzoo.config import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 
 from ..data.datasets import ClipDataset, discover
+from ..recipe import (
+    backbone_exporter,
+    finish_args,
+    per_process_batch,
+    recipe_parser,
+    run_or_export,
+)
 from ..trainer import TrainConfig, Trainer
 from .data import CtPDataConfig, ctp_sample
 from .model import CtPModel
@@ -68,40 +73,10 @@ PRESETS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m vsslzoo.training ctp",
-                                     description="CtP pretraining")
-    parser.add_argument("--data", help="video folder, class/video tree, or CSV path[,label]")
+    parser = recipe_parser("ctp", __doc__)
     parser.add_argument("--arch", choices=ARCHITECTURES, default="r2plus1d_18")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="k400")
-    parser.add_argument("--out", help="run folder (checkpoints, logs, model/)")
-    parser.add_argument("--resume", metavar="RUN", help="continue the run in this folder")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps")
-    parser.add_argument("--steps", type=int,
-                        help="length of the schedule in steps (default: the preset's epochs)")
-    parser.add_argument("--batch-size", type=int, help="total batch (default: the preset's)")
-    parser.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
-    parser.add_argument("--width", type=float, help="backbone width multiplier")
-    parser.add_argument("--workers", type=int, default=4, help="decoding workers per process")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--export-only", action="store_true",
-                        help="with --resume: export the last checkpoint to RUN/model, no training")
-    args = parser.parse_args(argv)
-    if args.export_only and not args.resume:
-        parser.error("--export-only needs --resume RUN")
-    if args.resume:
-        saved = json.loads((Path(args.resume) / "run.json").read_text())["args"]
-        for key, value in saved.items():
-            if key not in ("resume", "max_steps", "export_only") and \
-                    getattr(args, key) == parser.get_default(key):
-                setattr(args, key, value)
-        args.out = args.resume
-    if not args.data or not args.out:
-        parser.error("--data and --out are required (or --resume RUN)")
-    return args
+    return finish_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -110,10 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     torch.manual_seed(args.seed)  # the initial weights too are a function of the seed
     preset = PRESETS[args.preset]
-    world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
     total_batch = args.batch_size or preset.batch
-    if total_batch % world:
-        raise SystemExit(f"batch {total_batch} is not divisible by {world} processes")
     data_config = preset.data
     width = args.width or preset.width
     videos = discover(args.data)
@@ -132,35 +104,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model_args["width"] = width
     model = CtPModel(args.arch, model_args, preprocess, data_config.num_frames, data_config.crop)
     config = TrainConfig(
-        out=args.out, steps=steps, batch_size=total_batch // world,
+        out=args.out, steps=steps, batch_size=per_process_batch(total_batch),
         lr=args.lr or preset.lr, optimizer=preset.optimizer, momentum=0.9, weight_decay=1e-4,
         schedule="step" if milestones else "constant", milestones=milestones, grad_clip=40.0,
         bf16=args.bf16, sync_bn=args.sync_bn, workers=args.workers, seed=args.seed,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         max_steps=args.max_steps)
 
-    def export(trained: torch.nn.Module, folder: Path) -> None:
-        from vsslzoo.artefacts import build_network, save_pretrained
-
-        backbone_config = ModelConfig(
-            architecture=args.arch, model_args=model_args,
-            embed_dim=trained.backbone.embed_dim, preprocess=preprocess,
-            name=f"ctp-{args.arch.replace('_', '')}-run",
-            provenance=Provenance(
-                kind="trained", method="ctp", data=str(args.data),
-                source=f"python -m vsslzoo.training ctp (run {args.out})",
-                notes=f"preset {args.preset}, {trainer.step} steps, batch {total_batch}"))
-        network = build_network(backbone_config)
-        network.load_state_dict(trained.backbone.state_dict())
-        save_pretrained(network, backbone_config, folder)
-
+    export = backbone_exporter(
+        "ctp", args, args.arch, model_args, preprocess,
+        notes=lambda: f"preset {args.preset}, {trainer.step} steps, batch {total_batch}")
     trainer = Trainer(config, model, dataset, export=export,
                       run_info={"args": vars(args), "videos": len(videos),
                                 "data_config": dataclasses.asdict(data_config)})
-    if args.export_only:  # on demand, from the last checkpoint
-        if not trainer.load_checkpoint():
-            raise SystemExit(f"no checkpoint in {args.out}")
-        export(trainer.model, Path(args.out) / "model")
-        print(f"exported step {trainer.step} to {Path(args.out) / 'model'}")
-        return {}
-    return trainer.fit(resume=bool(args.resume))
+    return run_or_export(trainer, args, export)
