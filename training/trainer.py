@@ -19,8 +19,8 @@ The trainer:
   not mix, REFERENCE.md), skipping and counting broken videos;
 * follows a per-iteration learning-rate array, bf16 autocast, gradient clipping;
 * writes ``metrics.jsonl`` (one object per logged step: ``step``, ``loss``, ``lr``,
-  ``clips_per_s``, metrics), TensorBoard events when tensorboard is installed, and a
-  progress bar;
+  ``clips_per_s``, ``videos_per_s``, metrics), TensorBoard events when tensorboard is
+  installed, and a progress bar;
 * saves ``checkpoint.pt`` (model, optimiser, step, config, RNG) atomically every
   ``checkpoint_every`` steps and at the end; ``resume`` continues from it;
 * exports the backbone to ``OUT/model`` (a vsslzoo model folder) at the end.
@@ -66,6 +66,17 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 500
     max_steps: int | None = None  # stop early (the schedule still spans ``steps``)
+
+
+def clips_in(batch: dict[str, Any]) -> int:
+    """Clips a batch holds: for every pixel tensor ``(..., 3, T, H, W)`` the product of its
+    leading dimensions (a model whose views are made on the device, e.g. ParamCrop's two
+    crops of one decoded cube, says so with a ``clips_per_video`` attribute instead)."""
+    total = 0
+    for value in batch.values():
+        if isinstance(value, torch.Tensor) and value.ndim >= 5 and value.shape[-4] == 3:
+            total += int(torch.tensor(value.shape[:-4]).prod())
+    return total
 
 
 def _git_sha() -> str:
@@ -158,7 +169,7 @@ class Trainer:
         bar = self._progress(stop)
         log = open(self.out / "metrics.jsonl", "a") if self.rank == 0 else None  # noqa: SIM115
         sums: dict[str, float] = {}
-        count, clips, skipped = 0, 0, 0
+        count, clips, videos, skipped = 0, 0, 0, 0
         tick = time.perf_counter()
         last: dict[str, float] = {}
         # resume mid-epoch exactly: same epoch seed, skip the batches already trained on
@@ -177,7 +188,10 @@ class Trainer:
                         skip -= 1
                         continue
                     skipped += batch.pop("skipped", 0)
-                    if not batch:
+                    empty = torch.tensor([0 if batch else 1], device=self.device)
+                    if self.world > 1:  # skip on every rank together, or DDP deadlocks
+                        torch.distributed.all_reduce(empty)
+                    if int(empty):
                         continue
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                     for group in self.optimizer.param_groups:
@@ -196,7 +210,11 @@ class Trainer:
                     if hasattr(self.model, "after_step"):
                         self.model.after_step(self.step)
                     self.step += 1
-                    clips += next(iter(batch.values())).shape[0] * self.world
+                    rows = next(iter(batch.values())).shape[0]
+                    videos += rows * self.world
+                    clips += self.world * (rows * self.model.clips_per_video
+                                           if hasattr(self.model, "clips_per_video")
+                                           else clips_in(batch))
                     for key, value in outputs.items():
                         sums[key] = sums.get(key, 0.0) + float(value.detach())
                     count += 1
@@ -206,6 +224,7 @@ class Trainer:
                         record = {"step": self.step, **last,
                                   "lr": float(self.lrs[self.step - 1]),
                                   "clips_per_s": clips / max(elapsed, 1e-9),
+                                  "videos_per_s": videos / max(elapsed, 1e-9),
                                   "skipped_videos": skipped}
                         if log is not None:
                             log.write(json.dumps(record) + "\n")
@@ -217,7 +236,8 @@ class Trainer:
                             bar.set_postfix(loss=f"{last['loss']:.4f}",
                                             lr=f"{record['lr']:.2e}",
                                             clips_s=f"{record['clips_per_s']:.1f}")
-                        sums, count, clips, tick = {}, 0, 0, time.perf_counter()
+                        sums, count, clips, videos = {}, 0, 0, 0
+                        tick = time.perf_counter()
                     if bar is not None:
                         bar.update(1)
                     if self.step % config.checkpoint_every == 0:
