@@ -1,0 +1,262 @@
+"""ParamCrop pretraining (Qing, Huang et al., "ParamCrop: Parametric Cubic Cropping for
+Video Contrastive Learning", 2021).
+
+    python -m vsslzoo.training paramcrop --data /data/k400/train --arch s3dg \\
+        --framework simclr --preset k400 --out runs/paramcrop-s3dg-k400
+    torchrun --nproc-per-node 8 -m vsslzoo.training paramcrop --data /data/k400/train \\
+        --arch s3dg --framework simclr --preset k400 --bf16 --out runs/paramcrop-s3dg-k400
+    torchrun --nnodes 4 --nproc-per-node 8 --rdzv-endpoint HOST:29500 \\
+        -m vsslzoo.training paramcrop --data ... --arch r2d3d_18 --framework moco --preset k400
+    python -m vsslzoo.training paramcrop --resume runs/paramcrop-s3dg-k400  # continues
+    python -m vsslzoo.training paramcrop --data synth/labels.csv --preset smoke --out runs/smoke
+    # ablations (Tables 2-5, Fig. 6):
+    ... --no-temporal | --no-spatial | --no-grl | --detach-bound 0 | --aspect-ratio --rotation
+
+Presets (§4; batch is the *total* over all processes; with ``--batch-size`` the lr
+scales linearly, lr = 0.3 x batch / 1024, unless ``--lr`` is given):
+
+=============  =====  =====  ======  ======  ======================================
+preset         batch  lr     epochs  warmup  input -> views
+=============  =====  =====  ======  ======  ======================================
+k400           1024   0.3    100     10      64 x 128^2 -> 16 x 112^2, LARS, wd 1e-6
+k400-ablation  1024   0.3    20      2       as k400 (the paper's ablation length)
+smoke          8      1e-3   20 st.  --      16 x 48^2 -> 8 x 32^2, width 1/8, Adam,
+                                             crop MLP lr x20, jitter after crop (CPU)
+=============  =====  =====  ======  ======  ======================================
+
+LARS (momentum 0.9, trust 0.001), linear warm-up then cosine decay (the schedule and the
+warm-up length are not in the paper; SimCLR's). SimCLR τ = 0.1; MoCo τ = 0.2, queue
+65,536, momentum 0.999. ParamCrop: scales in [0.5, 1], θ = 0, no aspect ratio,
+b_detach = 0.2, gradient reversal on. Every choice the paper leaves open is listed in the
+docstrings of :mod:`.crop`, :mod:`.model` and :mod:`.data`. The smoke preset uses Adam
+and a 20x learning rate for the cropping MLPs, because LARS moves too little in a few
+dozen steps to see anything on a CPU, and jitters after the crop (cheaper).
+
+The run writes ``metrics.jsonl`` with the per-step disparity of the two views (``iou``,
+``distance``: Figure 5), ``OUT/disparity.png`` (the plot) and the backbone as a vsslzoo
+model folder ``OUT/model`` with the ParamCrop preprocessing: 16 frames at stride 2, short
+side 128, centre crop 112 (what ``s_t = 0.5, s_p = 112/128`` at zero offsets crops from
+the 64 x 128^2 input), mean 0.45 and std 0.225.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from vsslzoo.config import PreprocessConfig
+
+from ..data.datasets import ClipDataset, discover
+from ..recipe import (
+    backbone_exporter,
+    finish_args,
+    per_process_batch,
+    recipe_parser,
+    run_or_export,
+)
+from ..trainer import TrainConfig, Trainer
+from .crop import CropConfig
+from .data import ParamCropDataConfig, paramcrop_sample
+from .model import FRAMEWORKS, ParamCropConfig, ParamCropModel
+
+ARCHITECTURES = ("s3dg", "r2d3d_18")
+# the input statistics of the authors' code base (Alibaba's video SSL models; registry)
+MEAN = (0.45, 0.45, 0.45)
+STD = (0.225, 0.225, 0.225)
+
+
+@dataclass(frozen=True)
+class Preset:
+    batch: int
+    lr: float
+    epochs: int | None
+    warmup_epochs: int = 0
+    steps: int | None = None  # fixed step count (smoke)
+    width: float = 1.0
+    optimizer: str = "lars"
+    weight_decay: float = 1e-6
+    out_frames: int = 16
+    out_size: int = 112
+    crop_lr_scale: float = 1.0
+    queue_size: int = 65536
+    moco_momentum: float = 0.999
+    augment_after_crop: bool = False
+    data: ParamCropDataConfig = field(default_factory=ParamCropDataConfig)
+
+
+PRESETS = {
+    "k400": Preset(batch=1024, lr=0.3, epochs=100, warmup_epochs=10),
+    "k400-ablation": Preset(batch=1024, lr=0.3, epochs=20, warmup_epochs=2),
+    "smoke": Preset(
+        batch=8, lr=1e-3, epochs=None, steps=20, width=0.125, optimizer="adam",
+        weight_decay=0.0, out_frames=8, out_size=32, crop_lr_scale=20.0, queue_size=64,
+        moco_momentum=0.9, augment_after_crop=True,
+        data=ParamCropDataConfig(input_frames=16, input_size=48, short_sides=(48, 56)),
+    ),
+}
+
+
+def export_preprocess(data: ParamCropDataConfig, crop: CropConfig) -> PreprocessConfig:
+    """The test-time input equivalent of a central ParamCrop: ``out_frames`` frames over
+    ``fixed_temporal_scale`` of the input span, the centre ``out_size`` of ``input_size``."""
+    span = data.input_frames * data.input_stride * crop.fixed_temporal_scale
+    return PreprocessConfig(num_frames=crop.out_frames,
+                            frame_stride=max(1, round(span / crop.out_frames)),
+                            resize=data.input_size, crop=(crop.out_size, crop.out_size),
+                            mean=MEAN, std=STD)
+
+
+def build_configs(preset: Preset, *, framework: str = "simclr", seed: int = 0,
+                  **options: Any) -> tuple[ParamCropDataConfig, ParamCropConfig]:
+    """Data and model configs of a preset; ``options`` override fields of
+    :class:`ParamCropDataConfig`, :class:`CropConfig` or :class:`ParamCropConfig` by
+    name (an unknown name is a ValueError that lists the valid ones)."""
+    fields = {kind: {f.name for f in dataclasses.fields(kind)}
+              for kind in (ParamCropDataConfig, CropConfig, ParamCropConfig)}
+    unknown = set(options) - set().union(*fields.values())
+    if unknown:
+        raise ValueError(f"unknown ParamCrop option(s) {sorted(unknown)}; valid: "
+                         f"{sorted(set().union(*fields.values()))}")
+
+    def pick(kind):
+        return {k: v for k, v in options.items() if k in fields[kind]}
+
+    data = dataclasses.replace(preset.data, **pick(ParamCropDataConfig))
+    crop_options = {"out_frames": preset.out_frames, "out_size": preset.out_size,
+                    "fixed_spatial_scale": preset.out_size / data.input_size,
+                    **pick(CropConfig)}
+    crop = CropConfig(**crop_options)
+    model_options = {"queue_size": preset.queue_size, "moco_momentum": preset.moco_momentum,
+                     "crop_lr_scale": preset.crop_lr_scale,
+                     "augment_after_crop": preset.augment_after_crop, **pick(ParamCropConfig)}
+    model_options.pop("crop", None)
+    model = ParamCropConfig(framework=framework, crop=crop, seed=seed, **model_options)
+    return data, model
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = recipe_parser("paramcrop", __doc__)
+    parser.add_argument("--arch", choices=ARCHITECTURES, default="s3dg")
+    parser.add_argument("--framework", choices=FRAMEWORKS, default="simclr")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="k400")
+    parser.add_argument("--no-temporal", action="store_true",
+                        help="fix the temporal crop to the centre (Table 2)")
+    parser.add_argument("--no-spatial", action="store_true",
+                        help="fix the spatial crop to the centre (Table 2)")
+    parser.add_argument("--no-grl", action="store_true",
+                        help="no gradient reversal: the crops minimise the loss (Table 3)")
+    parser.add_argument("--detach-bound", type=float, default=0.2,
+                        help="b_detach of Eq. 7 in [0, 0.5]; 0 disables early stopping")
+    parser.add_argument("--aspect-ratio", action="store_true",
+                        help="learn the aspect ratio too (Table 5)")
+    parser.add_argument("--rotation", action="store_true",
+                        help="learn a rotation in +-rotation-max degrees (Table 5)")
+    parser.add_argument("--rotation-max", type=float, default=30.0, help="degrees")
+    parser.add_argument("--no-random-crop", action="store_true",
+                        help="no random crop before ParamCrop (Table 2 rows without Rand.)")
+    parser.add_argument("--temperature", type=float,
+                        help="contrastive temperature (default 0.1 SimCLR, 0.2 MoCo)")
+    parser.add_argument("--queue-size", type=int, help="MoCo queue length")
+    parser.add_argument("--moco-momentum", type=float, help="MoCo key-encoder momentum")
+    parser.add_argument("--crop-lr-scale", type=float,
+                        help="lr multiplier of the cropping MLPs (default: the preset's)")
+    return finish_args(parser, argv)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "temporal": not args.no_temporal, "spatial": not args.no_spatial,
+        "grl": not args.no_grl, "detach_bound": args.detach_bound,
+        "aspect_ratio": args.aspect_ratio, "rotation": args.rotation,
+        "rotation_max": math.radians(args.rotation_max),
+        "random_crop": not args.no_random_crop, "temperature": args.temperature,
+    }
+    for key in ("queue_size", "moco_momentum", "crop_lr_scale"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    return options
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    import torch
+
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)  # the initial weights too are a function of the seed
+    preset = PRESETS[args.preset]
+    total_batch = args.batch_size or preset.batch
+    try:
+        data_config, model_config = build_configs(preset, framework=args.framework,
+                                                  seed=args.seed, **_options(args))
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    width = args.width or preset.width
+    videos = discover(args.data)
+    dataset = ClipDataset(videos, partial(paramcrop_sample, config=data_config),
+                          seed=args.seed)
+    steps_per_epoch = max(len(videos) // total_batch, 1)
+    steps = args.steps or preset.steps or preset.epochs * steps_per_epoch
+    warmup = min(preset.warmup_epochs * steps_per_epoch, steps - 1)
+    preprocess = export_preprocess(data_config, model_config.crop)
+    model_args: dict[str, Any] = {} if width == 1.0 else {"width": width}
+    model = ParamCropModel(args.arch, model_args, preprocess, model_config)
+    lr = args.lr or preset.lr * total_batch / preset.batch
+    config = TrainConfig(
+        out=args.out, steps=steps, batch_size=per_process_batch(total_batch), lr=lr,
+        optimizer=preset.optimizer, momentum=0.9, weight_decay=preset.weight_decay,
+        schedule="cosine", warmup_steps=warmup, bf16=args.bf16, sync_bn=args.sync_bn,
+        workers=args.workers, seed=args.seed, log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every, max_steps=args.max_steps)
+    export = backbone_exporter(
+        "paramcrop", args, args.arch, model_args, preprocess,
+        notes=lambda: (f"{args.framework}, preset {args.preset}, {trainer.step} steps, "
+                       f"batch {total_batch}"))
+    trainer = Trainer(config, model, dataset, export=export,
+                      run_info={"args": vars(args), "videos": len(videos),
+                                "data_config": dataclasses.asdict(data_config),
+                                "model_config": dataclasses.asdict(model_config)})
+    result = run_or_export(trainer, args, export)
+    metrics = Path(args.out) / "metrics.jsonl"
+    if trainer.rank == 0 and not args.export_only and metrics.exists():
+        from .plot import plot_disparity
+
+        try:
+            plot_disparity(metrics, Path(args.out) / "disparity.png")
+        except ImportError as exc:
+            print(f"note: no disparity.png: {exc}; draw it later with "
+                  f"python -m vsslzoo.training.paramcrop.plot {args.out}")
+    return result
+
+
+def benchmark_setup(arch: str, batch_size: int, device, **options: Any):
+    """``(model, make_batch)`` for timing one optimiser step without decoding.
+
+    ``model``: the full training module (:class:`ParamCropModel`, train mode, on
+    ``device``) at the paper's sizes (64 x 128^2 input cubes, 16 x 112^2 views) unless
+    ``options`` override them; ``options`` also take ``framework`` ("simclr"), ``width``
+    and any field of the data / crop / model configs (e.g. ``input_frames``,
+    ``input_size``, ``out_frames``, ``out_size``, ``queue_size``). ``make_batch()``: a
+    dict ``video1``, ``video2`` of random uint8 ``(batch_size, 3, T_in, S_in, S_in)`` on
+    ``device``, as the DataLoader delivers them."""
+    import torch
+
+    framework = options.pop("framework", "simclr")
+    width = options.pop("width", 1.0)
+    preset = options.pop("preset", "k400")
+    data_config, model_config = build_configs(PRESETS[preset], framework=framework,
+                                              **options)
+    preprocess = export_preprocess(data_config, model_config.crop)
+    model_args = {} if width == 1.0 else {"width": width}
+    model = ParamCropModel(arch, model_args, preprocess, model_config).to(device).train()
+    shape = (batch_size, 3, data_config.input_frames, data_config.input_size,
+             data_config.input_size)
+
+    def make_batch() -> dict[str, torch.Tensor]:
+        return {key: torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+                for key in ("video1", "video2")}
+
+    return model, make_batch
