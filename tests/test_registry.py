@@ -117,3 +117,23 @@ def test_generated_documents_are_up_to_date():
     stale = [str(path.relative_to(ROOT)) for path, text in expected_documents(ROOT).items()
              if not path.exists() or path.read_text(encoding="utf-8") != text]
     assert not stale, f"run `python -m vsslzoo.zoo_docs --write`; stale: {stale}"
+
+
+@pytest.mark.parametrize("name", registry.list_models())
+def test_every_training_command_in_the_zoo_parses_with_its_recipe(name):
+    """The ``obtain`` command of each entry is a real command line of its recipe: the
+    recipe's own parser accepts it, with the entry's architecture and data preset."""
+    import importlib
+    import shlex
+
+    entry = registry.get_entry(name)
+    recipe = registry.METHOD_PAPER[entry.method]
+    lines = [line for line in entry.obtain.splitlines()
+             if f"vsslzoo.training {recipe} --data" in line]
+    assert len(lines) == 1, entry.obtain
+    argv = shlex.split(lines[0].split("vsslzoo.training ", 1)[1].split("  #", 1)[0])
+    assert argv[0] == recipe
+    module = importlib.import_module(f"vsslzoo.training.{recipe}.train")
+    args = module.parse_args(argv[1:])
+    assert args.arch == entry.architecture and args.preset == entry.data
+    assert args.out == f"runs/{name}"

@@ -84,6 +84,20 @@ def test_broken_videos_are_skipped_and_counted(synth):
     assert 0 <= batch["clip"].min() and batch["clip"].max() <= 255
 
 
+def test_data_with_nothing_decodable_stops_with_an_error_not_a_hang(tmp_path, capsys):
+    from vsslzoo.training import __main__ as entry
+
+    for name in ("a.mp4", "b.mp4", "c.mkv"):
+        (tmp_path / name).write_bytes(b"not a video")
+    code = entry.main(["ctp", "--data", str(tmp_path), "--preset", "smoke", "--workers", "0",
+                       "--batch-size", "2", "--out", str(tmp_path / "run")])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "no usable batch" in error and "3 videos" in error and "2 skipped" in error
+    code = entry.main(["ctp", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert code == 1 and "not a folder or a .csv" in capsys.readouterr().err
+
+
 def _run(args, env=None):
     command = [sys.executable, "-m", "vsslzoo.training", "ctp", *map(str, args)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600,

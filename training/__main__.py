@@ -63,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: the {args.command} pretraining recipe is not part of this release "
                   "of vsslzoo yet", file=sys.stderr)
             return 2
-        importlib.import_module(f".{args.command}.train", __package__).main(rest)
+        from vsslzoo.errors import VsslzooError
+
+        recipe = importlib.import_module(f".{args.command}.train", __package__)
+        try:
+            recipe.main(rest)
+        except VsslzooError as exc:  # bad --data, nothing decodable, ...: one clear line
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")

@@ -40,6 +40,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from vsslzoo.errors import ConfigError
+
 from .data.datasets import collate_skipping_broken
 from .optim import build_optimizer, lr_schedule
 
@@ -181,9 +183,11 @@ class Trainer:
                 self.sampler.set_epoch(epoch)
                 if hasattr(self.dataset, "set_epoch"):
                     self.dataset.set_epoch(epoch)
+                usable = 0  # batches trained on (or passed over on resume) this epoch
                 for batch in self.loader:
                     if self.step >= stop:
                         break
+                    usable += 1
                     if skip:
                         skip -= 1
                         continue
@@ -192,6 +196,7 @@ class Trainer:
                     if self.world > 1:  # skip on every rank together, or DDP deadlocks
                         torch.distributed.all_reduce(empty)
                     if int(empty):
+                        usable -= 1
                         continue
                     batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                     for group in self.optimizer.param_groups:
@@ -242,6 +247,11 @@ class Trainer:
                         bar.update(1)
                     if self.step % config.checkpoint_every == 0:
                         self.save_checkpoint()
+                if usable == 0 and self.step < stop:
+                    raise ConfigError(
+                        f"a whole epoch gave no usable batch: {len(self.dataset)} videos, "
+                        f"batch {config.batch_size} per process, {skipped} skipped as broken "
+                        "or too short for this recipe's clip sampling; check --data")
                 epoch += 1
         finally:
             if bar is not None:

@@ -170,10 +170,13 @@ def _entry(
 ) -> ZooEntry:
     method, backbone, data = name.split("-")
     architecture, model_args, embed_dim = arch
+    # UCF101 pretraining fits one GPU; Kinetics / SSv2 recipes are meant for 8 (torchrun)
+    launcher = ("python -m" if data == "ucf101"
+                else "torchrun --nproc-per-node 8 -m")
     obtain = (
-        f"python -m vsslzoo.training {METHOD_PAPER[method]} --data /path/to/{data}/train "
+        f"{launcher} vsslzoo.training {METHOD_PAPER[method]} --data /path/to/{data}/train "
         f"--arch {architecture} {train_args + ' ' if train_args else ''}--preset {data} "
-        f"--out runs/{name}"
+        f"--bf16 --out runs/{name}"
         f"  # then vsslzoo.load('runs/{name}/model')"
     )
     if "obtain" in extra:

@@ -20,6 +20,7 @@ preset         batch  lr     epochs  warmup  input -> views
 =============  =====  =====  ======  ======  ======================================
 k400           1024   0.3    100     10      64 x 128^2 -> 16 x 112^2, LARS, wd 1e-6
 k400-ablation  1024   0.3    20      2       as k400 (the paper's ablation length)
+gpu-check      64     0.019  300 st. 2       as k400, one GPU (the device check's curve)
 smoke          8      1e-3   20 st.  --      16 x 48^2 -> 8 x 32^2, width 1/8, Adam,
                                              crop MLP lr x20, jitter after crop (CPU)
 =============  =====  =====  ======  ======  ======================================
@@ -92,6 +93,8 @@ class Preset:
 PRESETS = {
     "k400": Preset(batch=1024, lr=0.3, epochs=100, warmup_epochs=10),
     "k400-ablation": Preset(batch=1024, lr=0.3, epochs=20, warmup_epochs=2),
+    # the device check's disparity curve: k400 settings at one GPU's batch, 300 steps
+    "gpu-check": Preset(batch=64, lr=0.3 * 64 / 1024, epochs=None, warmup_epochs=2, steps=300),
     "smoke": Preset(
         batch=8, lr=1e-3, epochs=None, steps=20, width=0.125, optimizer="adam",
         weight_decay=0.0, out_frames=8, out_size=32, crop_lr_scale=20.0, queue_size=64,
