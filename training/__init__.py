@@ -2,9 +2,14 @@
 
 * :mod:`.trainer`: the loop every recipe shares (DDP, bf16, schedules, checkpoints, logs).
 * :mod:`.optim`: SGD / Adam / LARS and per-iteration learning-rate schedules.
-* :mod:`.data`: datasets over folders, class trees and CSVs; synthetic motion videos.
+* :mod:`.data`: datasets over folders, class trees and CSVs; synthetic motion videos;
+  batched clip augmentations (:mod:`.data.augment`).
+* :mod:`.recipe`: the command-line flags, resume and export every recipe shares.
+* :mod:`.distributed`: differentiable cross-process gathers (contrastive negatives).
 * :mod:`.ctp`: CtP (the recipe, its pieces, and checkpoint conversion).
+* :mod:`.paramcrop`: ParamCrop (learned adversarial 3D crops; SimCLR or MoCo).
+* :mod:`.ca`: Controllable Augmentations (region contrast, shortcut elimination,
+  temporal dependency).
+* :mod:`.corp`: CORP_f / CORP_m (contrast and order, decoupling attention).
 * :mod:`.evaluate`: downstream linear probe (retrieval lives in :mod:`vsslzoo.evaluate`).
-
-ParamCrop, Controllable Augmentations and CORP land with their own issues.
 """
