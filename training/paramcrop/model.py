@@ -40,7 +40,6 @@ Choices where the paper is silent (:class:`ParamCropConfig` fields):
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +51,7 @@ from vsslzoo.config import PreprocessConfig
 from vsslzoo.models import build
 
 from ..data.augment import grayscale, hflip, sample_colour_jitter
-from ..distributed import gather_no_grad
+from ..distributed import gather_no_grad, world
 from .crop import CropConfig, ParamCrop, view_disparity
 from .losses import KeyQueue, moco_infonce, nt_xent
 
@@ -118,12 +117,6 @@ class ProjectionHead(nn.Module):
         return self.net(x)
 
 
-def _rank() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank()
-    return int(os.environ.get("RANK", "0"))
-
-
 class ParamCropModel(nn.Module):
     """Backbone + head + two :class:`ParamCrop` modules (+ a momentum encoder and queue
     for MoCo). ``backbone`` is what gets exported."""
@@ -169,7 +162,7 @@ class ParamCropModel(nn.Module):
 
     # -- augmentation ----------------------------------------------------------------
     def _generator(self) -> torch.Generator:
-        seed = np.random.SeedSequence([self.config.seed, _rank(), int(self.draws)])
+        seed = np.random.SeedSequence([self.config.seed, world()[0], int(self.draws)])
         generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
         self.draws += 1
         return generator
@@ -215,17 +208,15 @@ class ParamCropModel(nn.Module):
     def _keys(self, clips: torch.Tensor) -> torch.Tensor:
         """Key-encoder embeddings; with Shuffle-BN across processes under torchrun."""
         clips = clips.detach()
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if not (self.config.shuffle_bn and distributed
-                and torch.distributed.get_world_size() > 1):
+        rank, size = world()
+        if not (self.config.shuffle_bn and size > 1):
             return self.key_head(self.key_backbone(clips))
-        world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
         everything = gather_no_grad(clips)
         # one permutation shared by all ranks: same seed on every rank
         seed = np.random.SeedSequence([self.config.seed, int(self.draws), 7])
         order = torch.randperm(len(everything), generator=torch.Generator().manual_seed(
             int(seed.generate_state(1)[0]))).to(clips.device)
-        mine = order.tensor_split(world)[rank]
+        mine = order.tensor_split(size)[rank]
         keys = gather_no_grad(self.key_head(self.key_backbone(everything[mine])))
         unshuffled = torch.empty_like(keys)
         unshuffled[order] = keys
