@@ -102,6 +102,9 @@ def test_query_by_file_excludes_itself_and_k_larger_than_index(built, library):
         assert os.path.basename(top.path) == "copy of v0.mp4" and top.score > 0.9999
     result = _invoke("query", library / "v1.mp4", "-i", built, "-k", "50")
     assert result.exit_code == 0 and "holds 6 video vector(s)" in result.output
+    assert "query video is in the index; it is left out" in result.output
+    result = _invoke("query", library / "v1.mp4", "-i", built, "--level", "clip", "-k", "3")
+    assert result.exit_code == 0 and "left out" not in result.output  # moments: itself too
 
 
 def test_query_moment_json_and_by_id(built, library):

@@ -362,6 +362,10 @@ def query_command(query, index_dir, k, level, start, end, video_ref, model, devi
         else:
             hits = index.search(query, k, level=level, start=start, end=end)
             query_label = query
+            if level == "video" and start is None and end is None and \
+                    index.db.video_by_path(os.path.abspath(query)) is not None:
+                click.echo("note: the query video is in the index; it is left out of the "
+                           "results", err=True)
         available = index.indices[level].ntotal
     if k > available:
         click.echo(f"note: the index holds {available} {level} vector(s); showing all",
