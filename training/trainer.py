@@ -43,6 +43,7 @@ from torch import nn
 from vsslzoo.errors import ConfigError
 
 from .data.datasets import collate_skipping_broken
+from .data.sampler import EpochSampler
 from .optim import build_optimizer, lr_schedule
 
 CHECKPOINT = "checkpoint.pt"
@@ -123,22 +124,27 @@ class Trainer:
         self.lrs = lr_schedule(config.lr, config.steps, warmup_steps=config.warmup_steps,
                                kind=config.schedule, milestones=config.milestones)
         self.dataset = dataset
-        self.sampler = torch.utils.data.distributed.DistributedSampler(
-            dataset, num_replicas=self.world, rank=self.rank, shuffle=True, seed=config.seed,
-            drop_last=True)
+        self.sampler = EpochSampler(
+            len(dataset), num_replicas=self.world, rank=self.rank, seed=config.seed,
+            batch_size=config.batch_size, with_epoch=getattr(dataset, "takes_epoch", False))
         self.loader = torch.utils.data.DataLoader(
             dataset, batch_size=config.batch_size, sampler=self.sampler,
             num_workers=config.workers, collate_fn=collate_skipping_broken, drop_last=True,
             multiprocessing_context="spawn" if config.workers > 0 else None,
             persistent_workers=config.workers > 0)
         self.step = 0
+        # where the data stream stands: the epoch, and the loader batches of it consumed
+        # (trained on or skipped as empty); a resume starts the sampler exactly there
+        self.epoch = 0
+        self.epoch_batches = 0
 
     # -- checkpoints -------------------------------------------------------------------
     def save_checkpoint(self) -> None:
         if self.rank != 0:
             return
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "step": self.step, "config": asdict(self.config),
+                 "step": self.step, "epoch": self.epoch,
+                 "epoch_batches": self.epoch_batches, "config": asdict(self.config),
                  "torch_rng": torch.get_rng_state()}
         tmp = self.out / f".{CHECKPOINT}.tmp"
         torch.save(state, tmp)
@@ -152,8 +158,15 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
+        if "epoch" in state:
+            self.epoch, self.epoch_batches = int(state["epoch"]), int(state["epoch_batches"])
+        else:  # a checkpoint from before the position was recorded
+            self.epoch, self.epoch_batches = divmod(self.step, self._batches_per_epoch())
         torch.set_rng_state(state["torch_rng"].cpu())
         return True
+
+    def _batches_per_epoch(self) -> int:
+        return max(self.sampler.per_epoch // self.config.batch_size, 1)
 
     # -- the loop ----------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, float]:
@@ -174,23 +187,20 @@ class Trainer:
         count, clips, videos, skipped = 0, 0, 0, 0
         tick = time.perf_counter()
         last: dict[str, float] = {}
-        # resume mid-epoch exactly: same epoch seed, skip the batches already trained on
-        per_epoch = max(len(self.loader), 1)
-        epoch, skip = divmod(self.step, per_epoch)
         self.model.train()
         try:
             while self.step < stop:
-                self.sampler.set_epoch(epoch)
+                # resume mid-epoch exactly: the same epoch's order, starting after the
+                # batches already consumed (skipped by index: nothing is decoded for them)
+                self.sampler.set_epoch(self.epoch, skip_batches=self.epoch_batches)
                 if hasattr(self.dataset, "set_epoch"):
-                    self.dataset.set_epoch(epoch)
-                usable = 0  # batches trained on (or passed over on resume) this epoch
+                    self.dataset.set_epoch(self.epoch)
+                usable = self.epoch_batches  # batches trained on this epoch (or before resume)
                 for batch in self.loader:
                     if self.step >= stop:
                         break
+                    self.epoch_batches += 1
                     usable += 1
-                    if skip:
-                        skip -= 1
-                        continue
                     skipped += batch.pop("skipped", 0)
                     empty = torch.tensor([0 if batch else 1], device=self.device)
                     if self.world > 1:  # skip on every rank together, or DDP deadlocks
@@ -252,7 +262,8 @@ class Trainer:
                         f"a whole epoch gave no usable batch: {len(self.dataset)} videos, "
                         f"batch {config.batch_size} per process, {skipped} skipped as broken "
                         "or too short for this recipe's clip sampling; check --data")
-                epoch += 1
+                if self.step < stop:
+                    self.epoch, self.epoch_batches = self.epoch + 1, 0
         finally:
             if bar is not None:
                 bar.close()

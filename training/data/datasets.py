@@ -52,7 +52,15 @@ def discover(data: str | os.PathLike[str]) -> list[tuple[str, str | None]]:
 
 
 class ClipDataset(torch.utils.data.Dataset):
-    """``sampler(path, rng) -> dict of tensors`` for each video, re-drawn every epoch."""
+    """``sampler(path, rng) -> dict of tensors`` for each video, re-drawn every epoch.
+
+    Items are addressed by ``(epoch, index)`` (what :class:`~.sampler.EpochSampler`
+    yields, so the epoch reaches DataLoader workers) or by a bare ``index``, which draws
+    for the epoch last given to :meth:`set_epoch`. The draw is a function of
+    ``(seed, epoch, index)`` only.
+    """
+
+    takes_epoch = True  # the trainer's sampler yields (epoch, index) pairs
 
     def __init__(self, videos: list[tuple[str, str | None]],
                  sampler: Callable[[str, np.random.Generator], dict[str, Any]],
@@ -68,9 +76,10 @@ class ClipDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any] | None:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         path, _ = self.videos[index]
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+        rng = np.random.default_rng((self.seed, epoch, index))
         try:
             return self.sampler(path, rng)
         except VsslzooError:
