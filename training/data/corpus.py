@@ -1,13 +1,15 @@
 """The default model's training corpus: rebuilt by anyone from packages installable by name.
 
     python -m vsslzoo.training.data.corpus corpus/            # fetch sources, write videos
+    python -m vsslzoo.training paramcrop --data corpus/train.csv --preset default-cpu ...
     python -m vsslzoo.training.data.corpus corpus/ --sources DIR   # reuse fetched packages
 
 Three kinds of training video, each recorded in ``corpus/manifest.json`` with its source
 (registry, package, version, member path), the source file's sha256, its licence, the
 parameters that made it and the sha256 of the written video:
 
-* ``real``: camera footage (and two renders) shipped in PyPI wheels and Debian packages,
+* ``real``: camera footage (clips of at least 1.2 s: shorter ones cannot hold a
+  training cube) (and two renders) shipped in PyPI wheels and Debian packages,
   re-encoded at a 144-pixel short side, at most 10 s and 30 frames/s.
 * ``photo-motion``: each photograph (scikit-image's CC0 / public-domain samples, the
   kphotoalbum demo album) becomes ``--clips-per-photo`` 3-second clips: a virtual camera
@@ -85,8 +87,7 @@ PACKAGES = (
     Package("python3-mecavideo", "debian", "8.0~rc5-1",
             "CC-BY-SA-3.0 (example videos, debian/copyright)",
             videos=tuple(MECAVIDEO + name for name in (
-                "Effet_force_magnetique.ogv", "balle1-vp9.avi", "Principe_inertie.avi",
-                "Force_constante.avi", "retroMars2018.avi", "g1.avi", "g2.avi"))),
+                "Effet_force_magnetique.ogv", "balle1-vp9.avi", "retroMars2018.avi"))),
     Package("forensics-samples-files", "debian", "1.1.4-5",
             "CC-BY-SA-4.0 (original-files/*, debian/copyright)",
             videos=("usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4",
@@ -312,7 +313,7 @@ def build(output: Path, sources: Path | None = None, *, clips_per_photo: int = 4
                    write_photo_motion(image, others, out, rng))
 
     if synthetic_videos:
-        csv_path = generate(output / "synthetic", videos=synthetic_videos, task="all",
+        csv_path = generate(videos_dir / "synthetic", videos=synthetic_videos, task="all",
                             num_frames=72, fps=FPS, size=(192, 144), seed=seed)
         for line in csv_path.read_text().splitlines():
             relative = line.split(",")[0]
@@ -335,6 +336,9 @@ def build(output: Path, sources: Path | None = None, *, clips_per_photo: int = 4
     }
     path = output / "manifest.json"
     path.write_text(json.dumps(manifest, indent=1) + "\n")
+    # exactly the corpus's videos, for --data (a folder scan would also find .sources/)
+    (output / "train.csv").write_text(
+        "path\n" + "".join(f"{entry['file']}\n" for entry in entries))
     return path
 
 

@@ -17,6 +17,9 @@ Choices where the paper is silent (:class:`ParamCropConfig` fields):
 * colour jitter: torchvision ``ColorJitter(0.4, 0.4, 0.4, 0.1)`` applied with p = 0.8,
   the same for every frame of a clip, no grayscale (``grayscale_prob`` = 0: §4 names only
   jitter and flip); drawn independently per view.
+* Gaussian blur (``blur_prob``, off): not in the paper; the ``default-cpu`` preset blurs
+  half the views (sigma uniform in ``blur_sigma`` pixels) so that the embedding of a
+  low-resolution re-encode stays near the original's.
 * ``augment_after_crop`` (off): flip and jitter the cropped view instead of the input
   cube. Flip and the pointwise colour ops nearly commute with the crop, and this is
   ~5x cheaper; the smoke preset uses it for CPU speed, the paper's presets do not.
@@ -50,7 +53,7 @@ from torch import nn
 from vsslzoo.config import PreprocessConfig
 from vsslzoo.models import build
 
-from ..data.augment import grayscale, hflip, sample_colour_jitter
+from ..data.augment import gaussian_blur, grayscale, hflip, sample_colour_jitter
 from ..distributed import gather_no_grad, world
 from .crop import CropConfig, ParamCrop, view_disparity
 from .losses import KeyQueue, moco_infonce, nt_xent
@@ -70,6 +73,9 @@ class ParamCropConfig:
     jitter_strength: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
     jitter_prob: float = 0.8
     grayscale_prob: float = 0.0
+    blur_prob: float = 0.0  # not in the paper (§4 names jitter and flip); default-cpu: 0.5
+    blur_sigma: tuple[float, float] = (0.1, 1.5)  # pixels of the view, uniform
+    blur_kernel: int = 9
     augment_after_crop: bool = False  # the paper: flip and jitter *before* the crop (§4)
     queue_size: int = 65536
     moco_momentum: float = 0.999
@@ -84,7 +90,7 @@ class ParamCropConfig:
             raise ValueError(f"framework must be one of {FRAMEWORKS}, got {self.framework!r}")
         if self.temperature is not None and self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
-        for name in ("flip_prob", "jitter_prob", "grayscale_prob"):
+        for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.moco_momentum <= 1:
@@ -181,6 +187,12 @@ class ParamCropModel(nn.Module):
             video = jitter.apply(video)
         if config.grayscale_prob > 0:
             video = grayscale(video, grey.to(video.device))
+        if config.blur_prob > 0:
+            low, high = config.blur_sigma
+            sigma = low + (high - low) * torch.rand(batch, generator=generator)
+            sigma = torch.where(torch.rand(batch, generator=generator) < config.blur_prob,
+                                sigma, torch.zeros_like(sigma))
+            video = gaussian_blur(video, sigma, config.blur_kernel)
         return video
 
     def views(self, batch: dict[str, torch.Tensor]):

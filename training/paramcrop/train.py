@@ -23,7 +23,31 @@ k400-ablation  1024   0.3    20      2       as k400 (the paper's ablation lengt
 gpu-check      64     0.019  300 st. 2       as k400, one GPU (the device check's curve)
 smoke          8      1e-3   20 st.  --      16 x 48^2 -> 8 x 32^2, width 1/8, Adam,
                                              crop MLP lr x20, jitter after crop (CPU)
+default-cpu    32     1e-3   600 st. 5       16 x 128^2 (stride 2) -> 8 x 112^2, S3D-G
+                                             x1/4, Adam, blur, jitter after crop (CPU)
 =============  =====  =====  ======  ======  ======================================
+
+``default-cpu`` trains the embedded default model (``vsslzoo.DEFAULT_MODEL``) on a 2-core
+CPU in about an hour, on the corpus of :mod:`vsslzoo.training.data.corpus`::
+
+    python -m vsslzoo.training.data.corpus corpus/
+    python -m vsslzoo.training paramcrop --data corpus/train.csv --arch s3dg \
+        --preset default-cpu --workers 1 --out runs/default
+
+Its deviations from the paper (§4), each for a 2-core CPU and for retrieval of footage:
+
+* S3D-G at width 1/4 (256-d embedding, 0.59 M parameters), 8 x 112^2 views cut from
+  16-frame cubes at stride 2 (the paper: full S3D-G, 16 x 112^2 from 64 x 128^2). Chosen
+  by measurement on the 2-core machine (``bench/RESULTS.md``): 16.5 ms per clip for
+  inference, ~6 s per training step of 32 videos; R(2+1)D-18 x1/4 and R3D-18 x1/4 cost
+  2-2.5x more per clip, R-2D3D-18 x1/2 about 4x more per training step.
+* Adam (lr 1e-3, weight decay 1e-5, 5 epochs warm-up, cosine) at batch 32 instead of
+  LARS at batch 1024: LARS at lr 0.3 x 32/1024 barely moves in 600 steps.
+* Gaussian blur on half the views (sigma 0.1-1.5 px), so that low-resolution re-encodes
+  embed near their source; flip and colour jitter after the crop (cheaper; they nearly
+  commute with it).
+* 600 steps (about 100 epochs of the 205-video corpus, each epoch a new random cube per
+  video) instead of 100 epochs of Kinetics-400.
 
 LARS (momentum 0.9, trust 0.001), linear warm-up then cosine decay (the schedule and the
 warm-up length are not in the paper; SimCLR's). SimCLR τ = 0.1; MoCo τ = 0.2, queue
@@ -87,6 +111,7 @@ class Preset:
     queue_size: int = 65536
     moco_momentum: float = 0.999
     augment_after_crop: bool = False
+    blur_prob: float = 0.0
     data: ParamCropDataConfig = field(default_factory=ParamCropDataConfig)
 
 
@@ -100,6 +125,15 @@ PRESETS = {
         weight_decay=0.0, out_frames=8, out_size=32, crop_lr_scale=20.0, queue_size=64,
         moco_momentum=0.9, augment_after_crop=True,
         data=ParamCropDataConfig(input_frames=16, input_size=48, short_sides=(48, 56)),
+    ),
+    # the embedded default model (vsslzoo.DEFAULT_MODEL), trained on this project's
+    # corpus (python -m vsslzoo.training.data.corpus) on a 2-core CPU: see DEFAULT_CPU_NOTES
+    "default-cpu": Preset(
+        batch=32, lr=1e-3, epochs=None, steps=600, warmup_epochs=5, width=0.25,
+        optimizer="adam", weight_decay=1e-5, out_frames=8, out_size=112,
+        augment_after_crop=True, blur_prob=0.5,
+        data=ParamCropDataConfig(input_frames=16, input_stride=2, input_size=128,
+                                 short_sides=(128, 160)),
     ),
 }
 
@@ -136,7 +170,8 @@ def build_configs(preset: Preset, *, framework: str = "simclr", seed: int = 0,
     crop = CropConfig(**crop_options)
     model_options = {"queue_size": preset.queue_size, "moco_momentum": preset.moco_momentum,
                      "crop_lr_scale": preset.crop_lr_scale,
-                     "augment_after_crop": preset.augment_after_crop, **pick(ParamCropConfig)}
+                     "augment_after_crop": preset.augment_after_crop,
+                     "blur_prob": preset.blur_prob, **pick(ParamCropConfig)}
     model_options.pop("crop", None)
     model = ParamCropConfig(framework=framework, crop=crop, seed=seed, **model_options)
     return data, model
