@@ -306,3 +306,67 @@ def test_approximate_factory_recall_on_clustered_vectors():
     _, want = exact.search(queries, 10)
     recall = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
     assert recall >= 0.95, recall
+
+
+def _synthetic_index(folder, clips_per_video):
+    """An index folder written directly (no model): video i has clips_per_video[i] clips;
+    the first video's clips all lie closest to one direction, the others' further away."""
+    from vsslzoo.index.layout import faiss_path, write_manifest
+    from vsslzoo.index.metadata import MetadataDB
+    from vsslzoo.video.sampling import ClipSpan
+
+    dim = 8
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    db = MetadataDB(folder)
+    all_ids, all_vectors, video_ids, video_vectors = [], [], [], []
+    with db.conn:
+        for number, count in enumerate(clips_per_video):
+            closeness = 1.0 if number == 0 else 0.5
+            vectors = closeness * np.eye(dim)[0] + 0.05 * rng.normal(size=(count, dim))
+            vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(
+                np.float32)
+            mean = vectors.mean(0) / np.linalg.norm(vectors.mean(0))
+            video_id = db.insert_video(
+                path=str(folder / f"video{number}.mp4"), size=1, mtime_ns=1,
+                content_hash=str(number), duration_s=float(count), fps=25.0, status="ok",
+                error=None, embedding=mean)
+            spans = [ClipSpan(index=i, start_s=float(i), end_s=i + 1.0) for i in range(count)]
+            all_ids.append(db.insert_clips(video_id, spans, vectors))
+            all_vectors.append(vectors)
+            video_ids.append(video_id)
+            video_vectors.append(mean)
+        generation = db.bump_generation()
+    db.close()
+    vx.save_index(vx.build_index(dim, "Flat", [(np.concatenate(all_ids),
+                                                np.concatenate(all_vectors))]),
+                  faiss_path(folder, "clip", generation))
+    vx.save_index(vx.build_index(dim, "Flat", [(np.asarray(video_ids, np.int64),
+                                                np.stack(video_vectors))]),
+                  faiss_path(folder, "video", generation))
+    write_manifest(folder, {"model": "none", "embed_dim": dim, "levels": ["video", "clip"],
+                            "video_sampling": "uniform:10"})
+    return video_ids
+
+
+def test_clip_query_by_id_of_a_long_video_finds_other_videos(tmp_path):
+    # 300 clips of the query video outrank every other clip (issue 15.7)
+    long_id = _synthetic_index(tmp_path / "idx", [300, 3, 2])[0]
+    with Index.open(tmp_path / "idx", use_gpu=False) as index:
+        vector, own = index.vector_of(long_id, level="clip")
+        hits = index.search_vector(vector, 4, level="clip", exclude_video=own)
+        assert len(hits) == 4 and all(h.video_id != long_id for h in hits)
+        everything = index.search_vector(vector, 50, level="clip", exclude_video=own)
+        assert len(everything) == 5  # all the other videos' clips, nothing more
+    result = _invoke("query", "--id", long_id, "-i", tmp_path / "idx", "--level", "clip",
+                     "-k", "4")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("video1.mp4") + result.output.count("video2.mp4") == 4
+
+
+def test_clip_query_by_id_when_no_other_video_is_indexed(tmp_path):
+    long_id = _synthetic_index(tmp_path / "idx", [150])[0]
+    result = _invoke("query", "--id", long_id, "-i", tmp_path / "idx", "--level", "clip")
+    assert result.exit_code == 0, result.output
+    assert "no other videos than the query's" in result.output
+    assert "index is empty" not in result.output

@@ -359,17 +359,19 @@ def query_command(query, index_dir, k, level, start, end, video_ref, model, devi
             vector, own_id = index.vector_of(ref, level=level, start=start, end=end)
             hits = index.search_vector(vector, k, level=level, exclude_video=own_id)
             query_label = index.db.videos_by_ids([own_id])[own_id].path
+            left_out = True
         else:
             hits = index.search(query, k, level=level, start=start, end=end)
             query_label = query
-            if level == "video" and start is None and end is None and \
-                    index.db.video_by_path(os.path.abspath(query)) is not None:
+            left_out = level == "video" and start is None and end is None and \
+                index.db.video_by_path(os.path.abspath(query)) is not None
+            if left_out:
                 click.echo("note: the query video is in the index; it is left out of the "
                            "results", err=True)
         available = index.indices[level].ntotal
-    if k > available:
-        click.echo(f"note: the index holds {available} {level} vector(s); showing all",
-                   err=True)
+    if 0 < len(hits) < k:
+        click.echo(f"note: only {len(hits)} result(s): the index holds {available} {level} "
+                   "vector(s)" + (", less the query video's own" if left_out else ""), err=True)
     if html_path:
         from .index.report import write_html
 
@@ -380,7 +382,8 @@ def query_command(query, index_dir, k, level, start, end, video_ref, model, devi
                                "end": end, "hits": [h.to_dict() for h in hits]}, indent=2))
         return
     if not hits:
-        click.echo("no results: the index is empty")
+        click.echo("no results: " + ("the index is empty" if available == 0 else
+                                     "the index holds no other videos than the query's"))
         return
     click.echo(f"{'RANK':>4}  {'SCORE':>6}  {'MOMENT':>17}  PATH")
     for hit in hits:

@@ -210,36 +210,53 @@ class Index:
 
     def search_vector(self, vector: np.ndarray, k: int, *, level: str,
                       exclude_video: int | None = None) -> list[Hit]:
+        """The ``k`` nearest entries of ``level`` to ``vector`` ``(D,)``, leaving out those of
+        ``exclude_video``. Fewer than ``k`` only when the index holds no more."""
         index = self.indices[level]
         total = index.ntotal
         if total == 0:
             return []
+        query = np.ascontiguousarray(vector[None, :], np.float32)
         if exclude_video is None:
-            fetch = min(total, k)
-        else:  # the excluded video's own entries may fill the first places
-            fetch = min(total, k + 1 if level == "video" else k * 4 + 64)
-        scores, ids = index.search(np.ascontiguousarray(vector[None, :], np.float32), fetch)
-        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+            excluded: set[int] = set()
+        elif level == "video":
+            excluded = {exclude_video}
+        else:  # a long video's own clips may fill the first places: fetch past all of them
+            excluded = set(self.db.clip_ids_of([exclude_video]))
+        fetch = min(total, k + len(excluded))
+        while True:
+            scores, ids = index.search(query, fetch)
+            pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0])
+                     if i >= 0 and int(i) not in excluded]
+            hits = self._hits(pairs, k, level)
+            # Approximate indices (IVF, HNSW) may rank the video's own entries differently
+            # or return fewer than asked: widen the search until k are found or none is left.
+            if len(hits) == k or fetch >= total:
+                return hits
+            fetch = min(total, fetch * 4)
+
+    def _hits(self, pairs: list[tuple[float, int]], k: int, level: str) -> list[Hit]:
+        """Hits for the first ``k`` of ``pairs`` (score, row id) whose rows exist."""
         hits: list[Hit] = []
-        if level == "video":
-            rows = self.db.videos_by_ids(i for _, i in pairs)
-            for score, video_id in pairs:
-                row = rows.get(video_id)
-                if row is None or video_id == exclude_video:
-                    continue
-                hits.append(Hit(len(hits) + 1, row.path, score, 0.0, row.duration_s or 0.0,
-                                video_id))
-                if len(hits) == k:
-                    break
-            return hits
-        clips = self.db.clips_by_ids(i for _, i in pairs)
-        videos = self.db.videos_by_ids({c.video_id for c in clips.values()})
-        for score, clip_id in pairs:
-            clip = clips.get(clip_id)
-            if clip is None or clip.video_id == exclude_video:
+        for first in range(0, len(pairs), 512):  # bounded SQL parameter lists
+            chunk = pairs[first:first + 512]
+            if level == "video":
+                rows = self.db.videos_by_ids(i for _, i in chunk)
+                for score, video_id in chunk:
+                    row = rows.get(video_id)
+                    if row is not None:
+                        hits.append(Hit(len(hits) + 1, row.path, score, 0.0,
+                                        row.duration_s or 0.0, video_id))
+                    if len(hits) == k:
+                        return hits
                 continue
-            hits.append(Hit(len(hits) + 1, videos[clip.video_id].path, score, clip.start_s,
-                            clip.end_s, clip.video_id, clip.clip_index))
-            if len(hits) == k:
-                break
+            clips = self.db.clips_by_ids(i for _, i in chunk)
+            videos = self.db.videos_by_ids({c.video_id for c in clips.values()})
+            for score, clip_id in chunk:
+                clip = clips.get(clip_id)
+                if clip is not None and clip.video_id in videos:
+                    hits.append(Hit(len(hits) + 1, videos[clip.video_id].path, score,
+                                    clip.start_s, clip.end_s, clip.video_id, clip.clip_index))
+                if len(hits) == k:
+                    return hits
         return hits
