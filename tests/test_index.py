@@ -125,6 +125,27 @@ def test_query_moment_json_and_by_id(built, library):
     assert result.exit_code == 0 and "v2.mp4" not in result.output
 
 
+def test_query_moment_past_the_end_of_the_video(built, library):
+    # v3.mp4: 84 frames at 24 fps = 3.5 s (issue 15.8)
+    result = _invoke("query", library / "v3.mp4", "-i", built, "--level", "clip",
+                     "--start", "1", "--end", "60", "--json")
+    assert result.exit_code == 0, result.output
+    assert "warning: --end 60 s is past the end of" in result.stderr
+    assert "lasts 3.50 s; the moment 1-3.50 s is used" in result.stderr
+    assert json.loads(result.stdout)["hits"]
+    result = _invoke("query", library / "v3.mp4", "-i", built, "--start", "10")
+    assert result.exit_code == 1 and "--start 10 s is past the end of" in result.output
+    assert "lasts 3.50 s" in result.output
+    result = _invoke("query", "--id", library / "v3.mp4", "-i", built, "--level", "clip",
+                     "--start", "4", "--end", "5")
+    assert result.exit_code == 1 and "lasts 3.50 s" in result.output
+    result = _invoke("query", "--id", library / "v3.mp4", "-i", built, "--level", "clip",
+                     "--start", "3", "--end", "9")
+    assert result.exit_code == 0 and "the moment 3-3.50 s is used" in result.output
+    with Index.open(built) as index, pytest.warns(UserWarning, match="past the end"):
+        index.search(library / "v3.mp4", k=2, level="clip", start=0, end=60)
+
+
 def test_query_bad_inputs(built, library, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_text("no video")

@@ -43,6 +43,26 @@ class Hit:
         return asdict(self)
 
 
+def _moment_within(start: float | None, end: float | None, duration_s: float,
+                   video: str) -> tuple[float, float]:
+    """The moment ``start``-``end`` (seconds; None: the video's start or end) of a video of
+    ``duration_s`` seconds: an end past the video is clamped with a warning, a start at or
+    past its end is an error that says how long the video is."""
+    start = 0.0 if start is None else float(start)
+    if end is not None and not end > start:
+        raise ConfigError(f"--end ({end:g} s) must be after --start ({start:g} s)")
+    if start >= duration_s:
+        raise ConfigError(f"--start {start:g} s is past the end of {video}, which lasts "
+                          f"{duration_s:.2f} s; give a start below {duration_s:.2f}")
+    if end is None:
+        return start, duration_s
+    if end > duration_s + 1e-3:
+        warnings.warn(f"--end {end:g} s is past the end of {video}, which lasts "
+                      f"{duration_s:.2f} s; the moment {start:g}-{duration_s:.2f} s is used",
+                      UserWarning, stacklevel=3)
+    return start, min(end, duration_s)
+
+
 class Index:
     """A read-only view of an index folder. ``Index.open("vsslzoo-index")``."""
 
@@ -144,13 +164,10 @@ class Index:
         """The L2-normalised query embedding of a file (whole or a moment) or a vector."""
         if isinstance(query, (str, os.PathLike)):
             if start is not None or end is not None:
-                start = 0.0 if start is None else float(start)
-                if end is None:
-                    from ..video.probe import probe
+                from ..video.probe import probe
 
-                    end = probe(query).duration_s
-                if not end > start:
-                    raise ConfigError(f"--end ({end}) must be after --start ({start})")
+                start, end = _moment_within(start, end, probe(query).duration_s,
+                                            os.fspath(query))
                 sampling = f"segment:{start:g}-{end:g}"
             else:
                 sampling = self.manifest["video_sampling"]
@@ -178,6 +195,8 @@ class Index:
             "SELECT start_s, end_s, embedding FROM clips WHERE video_id = ? ORDER BY clip_index",
             (row.id,)).fetchall()
         lo, hi = (start or 0.0), (end if end is not None else float("inf"))
+        if (start is not None or end is not None) and row.duration_s:
+            lo, hi = _moment_within(start, end, row.duration_s, row.path)
         chosen = [np.frombuffer(r[2], np.float32) for r in rows if r[1] > lo and r[0] < hi]
         if not chosen:
             raise IndexFolderError(f"no indexed clip of {row.path} overlaps {lo}-{hi} s")
