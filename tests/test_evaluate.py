@@ -95,3 +95,32 @@ def test_eval_retrieval_cli_on_motion_labelled_videos(tiny_folder, tmp_path):
         "eval", "retrieval", "--gallery", str(tmp_path / "gallery.csv"),
         "--queries", str(tmp_path / "queries.csv"), "-m", str(tiny_folder), "--workers", "0"])
     assert "R@1 100.0" in text.output and "6 queries against 6 gallery videos" in text.output
+
+
+def test_a_video_in_both_sets_is_embedded_once_with_progress(tiny_folder, tmp_path):
+    """Issue 15.9: the queries are part of the gallery, as in a leave-one-out protocol."""
+    import vsslzoo
+    from vsslzoo.evaluate import evaluate_retrieval
+
+    rows = []
+    for i in range(4):
+        write_video(tmp_path / f"v{i}.mp4", num_frames=24, speed=3 if i % 2 else -3)
+        rows.append(f"v{i}.mp4,{'right' if i % 2 else 'left'}")
+    (tmp_path / "gallery.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "queries.csv").write_text("\n".join(rows[:2] + ["v1.mp4,right"]) + "\n")
+    model = vsslzoo.load(tiny_folder)
+    embedded = []
+    embed_raw = model.embed_raw
+    model.embed_raw = lambda clips, **kw: (embedded.append(len(clips)), embed_raw(clips, **kw))[1]
+    progress = []
+    result = evaluate_retrieval(model, tmp_path / "gallery.csv", tmp_path / "queries.csv",
+                                clips="uniform:3", on_progress=lambda *a: progress.append(a))
+    assert sum(embedded) == 4 * 3  # four distinct videos, three clips each
+    assert progress == [(1, 4, 0), (2, 4, 0), (3, 4, 0), (4, 4, 0)]
+    assert result.queries == 3 and result.gallery == 4
+    cli = CliRunner().invoke(main, [
+        "eval", "retrieval", "--gallery", str(tmp_path / "gallery.csv"),
+        "--queries", str(tmp_path / "queries.csv"), "-m", str(tiny_folder), "--workers", "0",
+        "--clips", "uniform:3"])
+    assert cli.exit_code == 0, cli.output
+    assert "embedded 4/4 videos (0 failed" in cli.stderr

@@ -456,6 +456,26 @@ def export_command(model, fmt, output, dynamic, opset, no_check, precision, min_
                f"{report.seconds:.1f} s)")
 
 
+def _progress_lines(verb: str, unit: str, every_s: float = 10.0):
+    """An ``on_progress(done, total, failed)`` that prints a line to stderr at most every
+    ``every_s`` seconds and at the end: readable in a log file, where a bar is not."""
+    import time
+
+    started = last = time.monotonic()
+
+    def on_progress(done: int, total: int, failed: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < every_s and done > 1:
+            return
+        last = now
+        rate = done / max(now - started, 1e-9)
+        click.echo(f"{verb} {done}/{total} {unit} ({failed} failed, {rate:.1f} {unit}/s)",
+                   err=True)
+
+    return on_progress
+
+
 @main.group("eval", cls=_Group)
 def eval_group() -> None:
     """Evaluate a model on a labelled data set."""
@@ -485,7 +505,8 @@ def eval_retrieval_command(gallery, queries, model, clips, centre, batch_size, w
     encoder = load(_require_model(model), device=device)
     result = evaluate_retrieval(
         encoder, gallery, queries, clips=clips, centre=centre, batch_size=batch_size,
-        workers=_default_workers() if workers is None else workers)
+        workers=_default_workers() if workers is None else workers,
+        on_progress=_progress_lines("embedded", "videos"))
     for path, reason in result.failed:
         click.echo(f"failed (left out): {path}: {reason}", err=True)
     if as_json:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,33 +103,39 @@ def evaluate_retrieval(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int = 16,
     workers: int = 0,
+    on_progress: Callable[[int, int, int], None] | None = None,
 ) -> RetrievalResult:
     """Embed both sets with ``model`` and compute R@k. Videos that fail are left out
-    (and listed in ``failed``)."""
+    (and listed in ``failed``).
+
+    A video listed in both sets (or twice) is embedded once. ``on_progress(done, total,
+    failed)`` is called after each video (counts of distinct videos)."""
     from .extract import extract_videos
 
     sets = {"gallery": read_labelled_csv(gallery_csv), "queries": read_labelled_csv(queries_csv)}
-    features: dict[str, dict[str, np.ndarray]] = {}
+    sets = {name: [(os.path.abspath(p), label) for p, label in rows]
+            for name, rows in sets.items()}
+    distinct = list(dict.fromkeys(p for rows in sets.values() for p, _ in rows))
+    features: dict[str, np.ndarray] = {}
     failed: list[tuple[str, str]] = []
-    for name, rows in sets.items():
-        out = {}
-        for result in extract_videos(model, [p for p, _ in rows], clips=clips,
-                                     batch_size=batch_size, workers=workers):
-            if result.error is None:
-                out[result.path] = result.video_mean
-            else:
-                failed.append((result.path, result.error))
-        features[name] = out
-    kept = {name: [(p, lab) for p, lab in rows if p in features[name]]
+    for done, result in enumerate(extract_videos(model, distinct, clips=clips,
+                                                 batch_size=batch_size, workers=workers),
+                                  start=1):
+        if result.error is None:
+            features[result.path] = result.video_mean
+        else:
+            failed.append((result.path, result.error))
+        if on_progress is not None:
+            on_progress(done, len(distinct), len(failed))
+    kept = {name: [(p, lab) for p, lab in rows if p in features]
             for name, rows in sets.items()}
     if not kept["gallery"] or not kept["queries"]:
         raise ConfigError("no gallery or no query video could be embedded; see the failures")
     g_paths, g_labels = zip(*kept["gallery"])
     q_paths, q_labels = zip(*kept["queries"])
     recall = recall_at_k(
-        np.stack([features["queries"][p] for p in q_paths]), q_labels,
-        np.stack([features["gallery"][p] for p in g_paths]), g_labels, ks, centre=centre,
-        query_paths=[os.path.abspath(p) for p in q_paths],
-        gallery_paths=[os.path.abspath(p) for p in g_paths],
+        np.stack([features[p] for p in q_paths]), q_labels,
+        np.stack([features[p] for p in g_paths]), g_labels, ks, centre=centre,
+        query_paths=q_paths, gallery_paths=g_paths,
     )
     return RetrievalResult(recall, len(q_paths), len(g_paths), failed, centre)
