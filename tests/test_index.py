@@ -229,6 +229,53 @@ def test_kill_9_leaves_a_usable_index_and_rerun_finishes(library, tiny_folder, t
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
 
 
+def _die_at_video(number):
+    """An ``on_video`` callback that raises at the ``number``-th video: the run ends
+    after some commits and before ``finish()``, as a killed run does."""
+    seen = []
+
+    def on_video(path, error):
+        seen.append(path)
+        if len(seen) == number:
+            raise RuntimeError("killed")
+
+    return on_video
+
+
+@pytest.mark.parametrize("change", ["model", "level"])
+def test_run_killed_before_finish_still_refuses_another_model_or_level(
+        library, tiny_folder, tmp_path, change):
+    out = tmp_path / "idx"
+    with pytest.raises(RuntimeError, match="killed"):
+        update_index(out, [library / "v0.mp4", library / "v1.mp4", library / "v2.mp4"],
+                     vsslzoo.load(tiny_folder), level="video", commit_every=1,
+                     on_video=_die_at_video(3))
+    with pytest.warns(UserWarning, match="behind the database"), Index.open(out) as index:
+        assert len(index) == 2  # two videos committed, the manifest says which model
+    if change == "model":
+        other = tmp_path / "other_model"
+        make_tiny_folder(other, seed=1)  # same architecture and dim, other weights
+        args = ["-m", other]
+    else:
+        args = ["-m", tiny_folder, "--level", "clip"]
+    result = _invoke("index", library / "v0.mp4", "-o", out, *args, "--workers", "0")
+    assert result.exit_code == 1 and "was built differently" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    resumed = _invoke("index", library / "v0.mp4", library / "v1.mp4", library / "v2.mp4",
+                      "-o", out, "-m", tiny_folder, "--workers", "0")
+    assert resumed.exit_code == 0 and "1 added" in resumed.output and "2 unchanged" in \
+        resumed.output, resumed.output
+
+
+def test_database_without_manifest_is_refused(library, tiny_folder, tmp_path):
+    out = tmp_path / "idx"
+    model = vsslzoo.load(tiny_folder)
+    update_index(out, [library / "v0.mp4"], model, level="video")
+    (out / "manifest.json").unlink()  # what a run of an older version killed early left
+    with pytest.raises(IndexFolderError, match="no manifest.json"):
+        update_index(out, [library / "v0.mp4"], model, level="video")
+
+
 def test_second_writer_is_refused(built, library, tiny_folder):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

@@ -1,7 +1,8 @@
 """``vsslzoo index``: build or update an index folder, incrementally and crash-safely.
 
-One run: take the folder's lock; compare the files under the inputs with the database
-(unchanged: same size and mtime, or same content fingerprint -> skipped; changed ->
+One run: take the folder's lock; write the manifest (the model's identity) if the folder
+has none, before anything is committed; compare the files under the inputs with the
+database (unchanged: same size and mtime, or same content fingerprint -> skipped; changed ->
 re-embedded, old vectors removed; gone -> removed); embed the new and changed videos;
 commit them to SQLite in batches (each batch one transaction that also bumps the
 generation); at the end write the FAISS files of the final generation and the manifest.
@@ -107,7 +108,16 @@ class IndexWriter:
         if manifest_path.exists():
             self.manifest = read_manifest(self.folder)
             self._check_compatible()
+            self.db = MetadataDB(self.folder)
         else:
+            self.db = MetadataDB(self.folder)
+            if self.db.generation > 0:
+                raise IndexFolderError(
+                    f"{self.folder} holds an index database but no {MANIFEST} (a run of an "
+                    "older vsslzoo killed before it finished?), so which model made its "
+                    "vectors is unknown; delete the folder to start over, or build into "
+                    "another folder with -o"
+                )
             self.manifest = {
                 "format": "vsslzoo-index/1",
                 "model": model_source(self.model),
@@ -123,8 +133,13 @@ class IndexWriter:
                 "clip_sampling": "sliding:clip" if "clip" in self.levels else None,
                 "video_sampling": self.video_sampling,
                 "video_embedding": "L2-normalised mean of the clip features",
+                "factory_override": self.factory,
+                "generation": 0,
             }
-        self.db = MetadataDB(self.folder)
+            # Written before the first commit: a run killed before finish() must leave
+            # the model's identity behind, or the next run could add another model's
+            # vectors (or other levels) to the ones committed.
+            write_manifest(self.folder, self.manifest)
         generation = self.db.generation
         for level in self.levels:
             path = faiss_path(self.folder, level, generation)
