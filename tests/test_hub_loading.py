@@ -155,3 +155,76 @@ def test_describe_hub_model_fetches_config_only(hub, tmp_path):
     assert info["architecture"] == "r3d_18" and info["source"] == "hub"
     assert info["preprocess"]["num_frames"] == 4
     assert not _weight_gets(hub)
+
+
+def test_weights_are_hashed_once_per_load(hub, tmp_path, restore_registry, monkeypatch):
+    from vsslzoo import artefacts
+
+    _, sha, _ = _publish(hub, tmp_path, seed=1)
+    _register(restore_registry, sha)
+    hashed = []
+    sha256_of = artefacts.sha256_of
+    monkeypatch.setattr(artefacts, "sha256_of", lambda path, *a: (hashed.append(path),
+                                                                   sha256_of(path, *a))[1])
+    model = vsslzoo.load("tiny-r3d18-test")
+    assert len(hashed) == 1 and model.weights_sha256 == sha  # issue 15.10
+
+
+def test_corrupt_cached_weights_are_fixed_by_the_advised_force_download(
+        hub, tmp_path, restore_registry):
+    _, sha, _ = _publish(hub, tmp_path, seed=1)
+    _register(restore_registry, sha)
+    vsslzoo.load("tiny-r3d18-test")  # now in the cache
+    from pathlib import Path
+
+    from huggingface_hub import hf_hub_download
+
+    cached = Path(hf_hub_download(REPO, "model.safetensors", local_files_only=True)).resolve()
+    data = bytearray(cached.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the last tensor: still a readable file
+    cached.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError) as info:
+        vsslzoo.load("tiny-r3d18-test")
+    assert "vsslzoo.load('tiny-r3d18-test', force_download=True)" in str(info.value)
+    model = vsslzoo.load("tiny-r3d18-test", force_download=True)  # what the advice says
+    assert model.weights_sha256 == sha
+
+
+@pytest.fixture(scope="module")
+def exported_tiny(tmp_path_factory):
+    """A tiny model folder exported to ONNX once: (folder, sha256 of model.onnx)."""
+    pytest.importorskip("onnxruntime")
+    from vsslzoo.export.onnx import export_onnx
+
+    root = tmp_path_factory.mktemp("onnx")
+    make_tiny_folder(root / "src", seed=1)
+    export_onnx(root / "src", root / "out", check=False)
+    return root / "out", hashlib.sha256((root / "out" / "model.onnx").read_bytes()).hexdigest()
+
+
+def _publish_export(hub, folder):
+    files = {name: (folder / name).read_bytes()
+             for name in ("config.json", "model.safetensors", "model.onnx")}
+    hub.add_commit(REPO, files)
+    return hashlib.sha256(files["model.safetensors"]).hexdigest()
+
+
+def test_zoo_onnx_graph_is_sha256_checked(hub, restore_registry, exported_tiny):
+    folder, onnx_sha = exported_tiny
+    sha = _publish_export(hub, folder)
+    entry = _register(restore_registry, sha)
+    with pytest.raises(ModelNotAvailableError, match="records no sha256 of model.onnx.*"
+                                                     "vsslzoo export tiny-r3d18-test"):
+        vsslzoo.load("tiny-r3d18-test", backend="onnxruntime")
+    assert not hub.requests  # refused before downloading an uncheckable graph
+    good = registry.ZooEntry(**{**entry.__dict__, "onnx_sha256": onnx_sha})
+    restore_registry.register(good, overwrite=True)
+    model = vsslzoo.load("tiny-r3d18-test", backend="onnxruntime", device="cpu")
+    clips = _clips().numpy()
+    np.testing.assert_allclose(model.embed_raw(clips),
+                               vsslzoo.load(folder, backend="onnxruntime").embed_raw(clips))
+    restore_registry.register(registry.ZooEntry(**{**entry.__dict__, "onnx_sha256": "1" * 64}),
+                              overwrite=True)
+    with pytest.raises(ChecksumError, match=r"model.onnx is [0-9a-f]{64}, but the registry "
+                                            r"records 1{64}"):
+        vsslzoo.load("tiny-r3d18-test", backend="onnxruntime", device="cpu")

@@ -32,16 +32,19 @@ def sha256_of(path: str | os.PathLike[str], chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def verify_sha256(path: str | os.PathLike[str], expected: str, what: str) -> None:
-    """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected`` (hex)."""
-    actual = sha256_of(path)
+def verify_sha256(path: str | os.PathLike[str], expected: str, what: str,
+                  actual: str | None = None) -> str:
+    """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected`` (hex); returns
+    the hash. ``actual``: the file's sha256 when the caller has computed it already."""
+    actual = actual or sha256_of(path)
     if actual != expected.lower():
         raise ChecksumError(
             f"{what}: sha256 of {path} is {actual}, but the registry records {expected}. "
-            "The download is corrupt or the repository changed. Fix: delete that file from "
-            "the Hugging Face cache and load again (or pass force_download), and report it "
-            "if it persists."
+            "The download is corrupt or the repository changed. Fix: download it again with "
+            f"vsslzoo.load({what!r}, force_download=True) (or delete that file from the "
+            "Hugging Face cache), and report it if it persists."
         )
+    return actual
 
 
 def save_pretrained(
@@ -180,16 +183,19 @@ def load_model_files(
     *,
     expected_sha256: str | None = None,
     what: str | None = None,
+    weights_sha256: str | None = None,
 ) -> tuple[ModelConfig, nn.Module]:
     """Rebuild the network described by ``config_path`` and load ``weights_path`` strictly.
 
-    ``expected_sha256`` (from the registry) is checked before the weights are read.
+    ``expected_sha256`` (from the registry) is checked before the tensors are used;
+    ``weights_sha256`` is the file's hash when the caller has computed it (hashed once).
     """
     config = ModelConfig.from_file(config_path)
     weights_path = Path(weights_path)
     tensors = read_weights(weights_path)  # a missing/corrupt file is named before hashing
     if expected_sha256:
-        verify_sha256(weights_path, expected_sha256, what=what or str(weights_path))
+        verify_sha256(weights_path, expected_sha256, what=what or str(weights_path),
+                      actual=weights_sha256)
     network = build_network(config)
     load_state_dict_strict(network, tensors, where=str(weights_path), config=config)
     network.eval()

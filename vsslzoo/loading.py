@@ -114,8 +114,10 @@ def fetch_files(
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
     filenames: tuple[str, ...] = (CONFIG_FILENAME, WEIGHTS_FILENAME),
+    force_download: bool = False,
 ) -> dict[str, Path]:
-    """Local paths of the model files of ``source`` (downloading when needed)."""
+    """Local paths of the model files of ``source`` (downloading when needed;
+    ``force_download``: again, even when cached)."""
     if source.kind == "folder":
         assert source.folder is not None
         from .artefacts import read_config
@@ -128,7 +130,8 @@ def fetch_files(
             raise ModelNotAvailableError(not_available_message(source.entry))
     assert source.hub is not None
     return download_files(
-        source.hub, filenames, cache_dir=cache_dir, local_files_only=local_files_only
+        source.hub, filenames, cache_dir=cache_dir, local_files_only=local_files_only,
+        force_download=force_download,
     )
 
 
@@ -154,6 +157,7 @@ def load(
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
     compile: bool = False,
+    force_download: bool = False,
 ):
     """Load a model for inference.
 
@@ -170,6 +174,8 @@ def load(
         local_files_only: True: never touch the network; None: decide automatically
             (``HF_HUB_OFFLINE``, or an unreachable endpoint -> cache only).
         compile: run the network through ``torch.compile``.
+        force_download: download the Hub files again even when cached (a cached file
+            that fails its sha256 check is replaced this way).
 
     Returns:
         An :class:`~vsslzoo.encoder.Encoder`: a :class:`~vsslzoo.encoder.VideoEncoder`
@@ -182,40 +188,56 @@ def load(
     source = resolve_source(name_or_path, revision)
     if backend != "torch":
         return _load_exported(source, backend, device=device, precision=precision,
-                              cache_dir=cache_dir, local_files_only=local_files_only)
+                              cache_dir=cache_dir, local_files_only=local_files_only,
+                              force_download=force_download)
 
     from .artefacts import load_model_files, sha256_of
     from .encoder import VideoEncoder, resolve_device, resolve_precision
 
     # Validate device and precision before any download.
     resolve_precision(precision, resolve_device(device))
-    paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only)
+    paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
+                        force_download=force_download)
     entry = source.entry
+    weights = paths[WEIGHTS_FILENAME]
+    # hashed once: checked against the registry and recorded (indices compare it)
+    weights_sha256 = sha256_of(weights) if Path(weights).is_file() else None
     config, network = load_model_files(
         paths[CONFIG_FILENAME],
-        paths[WEIGHTS_FILENAME],
+        weights,
         expected_sha256=entry.sha256 if entry is not None else None,
         what=source.text,
+        weights_sha256=weights_sha256,
     )
     if entry is not None:
         config = _check_against_entry(config, entry)
     encoder = VideoEncoder(config, network, device=device, precision=precision,
                            source=source.text, compile=compile)
-    encoder.weights_sha256 = sha256_of(paths[WEIGHTS_FILENAME])
+    encoder.weights_sha256 = weights_sha256
     return encoder
 
 
 def _load_exported(source: Source, backend: str, *, device, precision, cache_dir,
-                   local_files_only):
+                   local_files_only, force_download=False):
     """The onnxruntime / tensorrt backends (no torch import for onnxruntime)."""
     if backend == "onnxruntime":
+        from .artefacts import verify_sha256
         from .backends.onnxruntime import ONNX_FILENAME, OnnxRuntimeEncoder
 
+        entry = source.entry
+        if entry is not None and entry.available and entry.onnx_sha256 is None:
+            raise ModelNotAvailableError(
+                f"the zoo entry {entry.name!r} records no sha256 of {ONNX_FILENAME}, so a "
+                "downloaded graph could not be checked. Export one from the checked weights "
+                f"and load that folder: `vsslzoo export {entry.name} --format onnx -o DIR`, "
+                "then vsslzoo.load('DIR', backend='onnxruntime')")
         paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
-                            filenames=(CONFIG_FILENAME, ONNX_FILENAME))
+                            filenames=(CONFIG_FILENAME, ONNX_FILENAME),
+                            force_download=force_download)
         config = ModelConfig.from_file(paths[CONFIG_FILENAME])
-        if source.entry is not None:
-            config = _check_against_entry(config, source.entry)
+        if entry is not None:
+            config = _check_against_entry(config, entry)
+            verify_sha256(paths[ONNX_FILENAME], entry.onnx_sha256, what=source.text)
         return OnnxRuntimeEncoder(config, paths[ONNX_FILENAME], device=device,
                                   precision=precision, source=source.text)
     from .backends.tensorrt import ENGINE_FILENAME, TensorRTEncoder

@@ -71,6 +71,9 @@ class ZooEntry:
         provenance: where the weights come from.
         obtain: how to produce the weights while they are not published (commands).
         license: license of the weights.
+        onnx_sha256: sha256 of the repository's model.onnx (the ``vsslzoo export`` graph
+            of these weights); verified after every download. None: no graph is published,
+            and ``load(name, backend="onnxruntime")`` says how to export one.
     """
 
     name: str
@@ -86,6 +89,7 @@ class ZooEntry:
     provenance: Provenance = field(default_factory=Provenance)
     obtain: str = ""
     license: str = "mit"
+    onnx_sha256: str | None = None
 
     @property
     def available(self) -> bool:
