@@ -276,6 +276,78 @@ def test_database_without_manifest_is_refused(library, tiny_folder, tmp_path):
         update_index(out, [library / "v0.mp4"], model, level="video")
 
 
+@pytest.fixture
+def mounted(tmp_path):
+    """Two videos under tmp/mnt/videos, one of them in a subfolder."""
+    root = tmp_path / "mnt" / "videos"
+    (root / "sub").mkdir(parents=True)
+    write_video(root / "a.mp4", num_frames=24)
+    write_video(root / "sub" / "b.mp4", num_frames=24, speed=-2)
+    return root
+
+
+def _indexed_names(folder):
+    with Index.open(folder) as index:
+        return sorted(os.path.basename(p) for p in index.videos())
+
+
+def _scandir_failing_for(patch, folder):
+    """os.scandir raises EACCES for ``folder`` (chmod does not stop root, so the listing
+    layer is where the failure is simulated)."""
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.abspath(path) == os.path.abspath(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+        return real(path)
+
+    patch.setattr("vsslzoo.video.files.os.scandir", scandir)
+
+
+def test_folder_that_cannot_be_listed_keeps_its_videos(mounted, tiny_folder, tmp_path,
+                                                       monkeypatch):
+    from vsslzoo.video.files import VideoScanError
+
+    out, model = tmp_path / "idx", vsslzoo.load(tiny_folder)
+    update_index(out, [mounted], model, level="video")
+    assert _indexed_names(out) == ["a.mp4", "b.mp4"]
+    with monkeypatch.context() as patch:
+        _scandir_failing_for(patch, mounted / "sub")
+        with pytest.warns(UserWarning, match="sub cannot be listed .Permission denied.: its "
+                                             "1 indexed video"):
+            report = update_index(out, [mounted], model)
+        assert report.removed == 0 and report.unchanged == 1
+        assert _indexed_names(out) == ["a.mp4", "b.mp4"]
+    with monkeypatch.context() as patch:
+        _scandir_failing_for(patch, mounted)
+        with pytest.raises(VideoScanError, match="cannot list the folder .*Permission denied"):
+            update_index(out, [mounted], model)
+        result = _invoke("index", mounted, "-o", out, "--workers", "0")
+        assert result.exit_code == 1 and "cannot list the folder" in result.output
+    assert _indexed_names(out) == ["a.mp4", "b.mp4"]
+    (mounted / "sub" / "b.mp4").unlink()  # really gone: it leaves the index
+    assert update_index(out, [mounted], model).removed == 1
+    assert _indexed_names(out) == ["a.mp4"]
+
+
+def test_missing_or_empty_mount_point_keeps_its_videos(mounted, tiny_folder, tmp_path):
+    out, model = tmp_path / "idx", vsslzoo.load(tiny_folder)
+    update_index(out, [mounted], model, level="video")
+    elsewhere = tmp_path / "elsewhere"
+    mounted.rename(elsewhere)  # unmounted, and the mount point is gone too
+    with pytest.raises(IndexFolderError, match="videos does not exist .an unmounted drive"):
+        update_index(out, [mounted], model)
+    assert _indexed_names(out) == ["a.mp4", "b.mp4"]
+    mounted.mkdir()  # unmounted: an empty mount point
+    with pytest.warns(UserWarning, match="videos is empty .an unmounted drive.*: its 2 "):
+        assert update_index(out, [mounted], model).removed == 0
+    assert _indexed_names(out) == ["a.mp4", "b.mp4"]
+    mounted.rmdir()
+    elsewhere.rename(mounted)  # mounted again: nothing to do
+    report = update_index(out, [mounted], model)
+    assert (report.unchanged, report.removed, report.added) == (2, 0, 0)
+
+
 def test_second_writer_is_refused(built, library, tiny_folder):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -298,6 +370,23 @@ def test_read_only_index_folder_is_a_clear_error(library, tiny_folder, tmp_path,
     monkeypatch.setattr(writer.FolderLock, "acquire", read_only)
     with pytest.raises(IndexFolderError, match="read-only filesystem"):
         update_index(tmp_path / "ro", [library], vsslzoo.load(tiny_folder))
+
+
+def test_typescript_tree_is_not_a_video_folder(library, tiny_folder, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("index.ts", "app.ts", "util.mts"):
+        (src / name).write_text("export const answer: number = 42;\n" * 20)
+    result = _invoke("index", src, "-o", tmp_path / "i", "-m", tiny_folder)
+    assert result.exit_code == 1 and "no video files found" in result.output
+    assert "3 file(s) with a video extension are not video" in result.output
+    shutil.copytree(src, library / "web")  # a source tree inside a video folder
+    result = _invoke("index", library, "-o", tmp_path / "i", "-m", tiny_folder,
+                     "--level", "video", "--workers", "0")
+    assert result.exit_code == 0 and "3 failed" in result.output  # the 3 broken videos
+    assert "warning: 3 file(s) with a video extension are not video" in result.output
+    assert not [line for line in result.output.splitlines()
+                if line.startswith("failed:") and "ts:" in line]
 
 
 def test_empty_folder(tiny_folder, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -235,6 +236,50 @@ def test_find_videos_recursive_symlink_loop_hidden_and_unicode(tmp_path):
     found = find_videos([tmp_path])
     assert [p.name for p in found] == ["clip ü 1.mp4", "top.mp4"]
     assert [p.name for p in find_videos([tmp_path], recursive=False)] == ["top.mp4"]
+
+
+def test_folder_that_cannot_be_listed_is_reported_not_taken_for_empty(tmp_path, monkeypatch):
+    from vsslzoo.video.files import VideoScanError, scan_videos
+
+    (tmp_path / "locked").mkdir()
+    write_video(tmp_path / "locked" / "in.mp4", num_frames=2)
+    write_video(tmp_path / "top.mp4", num_frames=2)
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.basename(os.fspath(path)) == "locked":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr("vsslzoo.video.files.os.scandir", scandir)
+    scan = scan_videos([tmp_path])
+    assert [p.name for p in scan.files] == ["top.mp4"]
+    assert scan.unreadable == [(str(tmp_path / "locked"), "Permission denied")]
+    with pytest.warns(UserWarning, match="cannot list .*locked .Permission denied"):
+        assert [p.name for p in find_videos([tmp_path])] == ["top.mp4"]
+    with pytest.raises(VideoScanError, match="cannot list the folder .*locked"):
+        scan_videos([tmp_path / "locked"])
+    scan = scan_videos([tmp_path / "gone", tmp_path / "top.mp4"])
+    assert scan.missing == [str(tmp_path / "gone")]
+
+
+def test_typescript_sources_named_ts_are_not_videos(tmp_path):
+    from vsslzoo.video.files import scan_videos
+
+    write_video(tmp_path / "clip.ts", num_frames=12)  # a real MPEG transport stream
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.ts").write_text("import { x } from './y';\n" * 40)
+    (tmp_path / "src" / "types.mts").write_text("export type A = number;\n")
+    (tmp_path / "src" / "G.ts").write_bytes(b"G" + b"\0" * 600)  # 0x47 at 0 only
+    scan = scan_videos([tmp_path])
+    assert [p.name for p in scan.files] == ["clip.ts"]
+    assert sorted(os.path.basename(p) for p in scan.not_video) == ["G.ts", "app.ts",
+                                                                   "types.mts"]
+    with pytest.warns(UserWarning, match="3 file.* are not video .*TypeScript sources"):
+        find_videos([tmp_path])
+    assert probe(tmp_path / "clip.ts").duration_s == pytest.approx(0.5, abs=0.05)
+    with pytest.raises(VideoDecodeError, match="not a video .not an MPEG transport stream"):
+        probe(tmp_path / "src" / "app.ts")
 
 
 def _bikes() -> Path:

@@ -276,11 +276,13 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
     from . import load
     from .index import update_index
     from .index.layout import MANIFEST, read_manifest
-    from .video.files import find_videos
+    from .video.files import not_video_message, scan_videos
 
     existing = os.path.exists(os.path.join(output, MANIFEST))
-    if not find_videos(list(inputs)) and not existing:
-        raise click.ClickException(f"no video files found in {', '.join(inputs)}")
+    scan = scan_videos(list(inputs))  # what it finds wrong, update_index warns about
+    if not scan.files and not existing:
+        detail = f"; {not_video_message(scan.not_video)}" if scan.not_video else ""
+        raise click.ClickException(f"no video files found in {', '.join(inputs)}{detail}")
     if model is None and os.path.exists(os.path.join(output, MANIFEST)):
         model = read_manifest(Path(output))["model"]
     encoder = load(_require_model(model), device=device, precision=precision)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import VsslzooError
 from ..locking import FolderLock
-from ..video.files import find_videos
+from ..video.files import not_video_message, scan_videos
 from . import vectors as vx
 from .layout import (
     LEVELS,
@@ -178,11 +179,31 @@ class IndexWriter:
 
     # -- planning ----------------------------------------------------------------------
     def plan(self, inputs: Sequence[str], report: IndexReport) -> tuple[list[_Todo], list[int]]:
-        files = [os.path.abspath(p) for p in find_videos(list(inputs))]
+        scan = scan_videos(list(inputs))  # an input folder that cannot be listed raises
+        if scan.missing:
+            raise IndexFolderError(
+                f"{scan.missing[0]} does not exist (an unmounted drive? moved?); nothing was "
+                f"changed in {self.folder}. Mount it, or leave it out of the inputs (the "
+                "videos indexed under it stay as they are)"
+            )
+        files = [os.path.abspath(p) for p in scan.files]
         roots = [os.path.abspath(p) for p in inputs]
         present = set(files)
-        gone = [row.id for row in self.db.videos(status=None)
-                if _under(row.path, roots) and row.path not in present]
+        rows = [row for row in self.db.videos(status=None) if _under(row.path, roots)]
+        # Videos under a folder that cannot be listed are unknown, not gone; an input
+        # folder with no entry at all is what an unmounted mount point looks like.
+        unseen = [(folder, f"cannot be listed ({reason})") for folder, reason in scan.unreadable]
+        unseen += [(folder, "is empty (an unmounted drive?)") for folder in scan.empty_inputs]
+        for folder, why in unseen:
+            kept = sum(_under(row.path, [folder]) for row in rows)
+            if kept:
+                warnings.warn(f"{folder} {why}: its {kept} indexed video(s) are kept as "
+                              "they are", UserWarning, stacklevel=3)
+        if scan.not_video:
+            warnings.warn(not_video_message(scan.not_video), UserWarning, stacklevel=3)
+        unseen_folders = [folder for folder, _ in unseen]
+        gone = [row.id for row in rows
+                if row.path not in present and not _under(row.path, unseen_folders)]
         todo: list[_Todo] = []
         hashes: dict[str, str] = {}
         for path in files:

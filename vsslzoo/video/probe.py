@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import VideoDecodeError
+from .files import TRANSPORT_STREAM_EXTENSIONS, is_transport_stream
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ def open_container(path: str | os.PathLike[str]):
         raise VideoDecodeError(path, "is a folder, not a video file")
     if os.path.getsize(path) == 0:
         raise VideoDecodeError(path, "zero-byte file")
+    try:
+        if os.path.splitext(path)[1].lower() in TRANSPORT_STREAM_EXTENSIONS \
+                and not is_transport_stream(path):
+            raise VideoDecodeError(path, "not a video (not an MPEG transport stream; a "
+                                         "TypeScript source?)")
+    except OSError:
+        pass  # av.open says why
     try:
         container = av.open(path, metadata_errors="ignore")
     except PermissionError:
