@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from lock_holder import lock_held_by_another_process
 from videos import write_audio_only, write_video
 
 import vsslzoo
@@ -202,15 +203,10 @@ def test_extract_cli_refuses_other_settings_and_second_writer(tiny_folder, video
                     ).exit_code == 0
     result = _extract(videos / "c.mp4", "-o", out, "-m", tiny_folder, "--clips", "sliding:1")
     assert result.exit_code == 1 and "holds features made differently" in result.output
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (out / ".lock").write_text(str(holder.pid))
+    with lock_held_by_another_process(out) as pid:
         result = _extract(videos / "a.mp4", "-o", out, "-m", tiny_folder)
-        assert result.exit_code == 1 and f"locked by pid {holder.pid}" in result.output
-    finally:
-        holder.kill()
-        holder.wait()
-    # a stale lock (dead pid) is taken over
+        assert result.exit_code == 1 and f"locked by pid {pid}" in result.output
+    (out / ".lock").write_text(str(pid))  # a stale lock (what kill -9 leaves) is taken over
     result = _extract(videos / "a.mp4", "-o", out, "-m", tiny_folder, "--workers", "0")
     assert result.exit_code == 0, result.output
 

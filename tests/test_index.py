@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_tiny_folder
+from lock_holder import lock_held_by_another_process
 from videos import write_audio_only, write_video
 
 import vsslzoo
@@ -349,16 +350,12 @@ def test_missing_or_empty_mount_point_keeps_its_videos(mounted, tiny_folder, tmp
 
 
 def test_second_writer_is_refused(built, library, tiny_folder):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (built / ".lock").write_text(str(holder.pid))
-        with pytest.raises(FolderLockedError, match=f"locked by pid {holder.pid}"):
+    with lock_held_by_another_process(built) as pid:
+        with pytest.raises(FolderLockedError, match=f"locked by pid {pid}"):
             update_index(built, [library], vsslzoo.load(tiny_folder))
         result = _invoke("index", library, "-o", built)
-        assert result.exit_code == 1 and f"index {built} is locked by pid" in result.output
-    finally:
-        holder.kill()
-        holder.wait()
+        assert result.exit_code == 1 and f"index {built} is locked by pid {pid}" in \
+            result.output
 
 
 def test_read_only_index_folder_is_a_clear_error(library, tiny_folder, tmp_path, monkeypatch):

@@ -1,12 +1,14 @@
-"""One writer per folder: a lock file holding the writer's pid.
+"""One writer per folder: an exclusive ``flock`` on the folder's lock file.
 
-Taken with ``O_CREAT | O_EXCL`` (atomic on local filesystems). A lock whose pid is no
-longer alive (the writer was killed) is stale and taken over; a live one is an error
-that names the pid.
+The kernel holds the lock for the writer's open file and drops it when the writer ends,
+however it ends (``kill -9`` too), so a lock is never stale and two processes cannot
+both take one: there is no window between creating the file and writing a pid, and no
+takeover to race for. The file holds the writer's pid, for the message that names it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -19,16 +21,6 @@ class FolderLockedError(VsslzooError):
     """Another live process holds the folder's lock."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class FolderLock:
     """``with FolderLock(folder, what="index"):`` -- exclusive writer access to ``folder``."""
 
@@ -36,25 +28,40 @@ class FolderLock:
         self.path = Path(folder) / LOCK_FILENAME
         self.what = what
         self.held = False
+        self._fd: int | None = None
 
     def acquire(self) -> FolderLock:
-        for _ in range(2):
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
                 pid = self.holder()
-                if pid and pid != os.getpid() and _pid_alive(pid):
-                    raise FolderLockedError(
-                        f"{self.what} {self.path.parent} is locked by pid {pid} (another "
-                        "process is writing it); wait for it to finish, or stop it"
-                    ) from None
-                self.path.unlink(missing_ok=True)  # stale: its writer is gone
+                who = f"pid {pid}" if pid else "another process"
+                raise FolderLockedError(
+                    f"{self.what} {self.path.parent} is locked by {who} (another process is "
+                    "writing it); wait for it to finish, or stop it"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # The previous holder removes the file when it releases: a lock taken on the
+            # removed file excludes nobody, so it must still be the file the path names.
+            try:
+                current = os.stat(self.path)
+            except FileNotFoundError:
+                current = None
+            if current is None or not os.path.samestat(os.fstat(fd), current):
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self._fd = fd
             self.held = True
             return self
-        raise FolderLockedError(f"could not take the lock {self.path}")
+        raise FolderLockedError(f"could not take the lock {self.path}: it keeps being "
+                                "replaced by other processes")
 
     def holder(self) -> int | None:
         try:
@@ -64,7 +71,9 @@ class FolderLock:
 
     def release(self) -> None:
         if self.held:
-            self.path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)  # while still locked: see acquire()
+            os.close(self._fd)
+            self._fd = None
             self.held = False
 
     def __enter__(self) -> FolderLock:
