@@ -109,6 +109,51 @@ def test_correspondence_rows_sum_to_one_and_match_a_naive_loop():
         np.testing.assert_allclose(s[b, k].numpy(), expected, atol=2e-6)
 
 
+def test_pooled_cells_cover_what_the_correspondence_says():
+    """Eq. 1's targets split a view into equal, disjoint cells (``cell_edges``); the
+    features pooled to the grid must stand for exactly those cells. A 7-wide map pooled to
+    4 cells by ``adaptive_avg_pool3d`` mixes overlapping windows [0,2), [1,4), [3,6),
+    [5,7); pooled by area, cell i is the mean over [7i/4, 7(i+1)/4). Reference: split
+    every feature cell into 4 equal sub-cells, then cell i is the mean of 7 of them."""
+    from vsslzoo.training.ca.correspondence import cell_edges, pool_to_cells
+
+    values = torch.tensor([0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5], dtype=torch.float64) ** 2
+    fine = values.repeat_interleave(4)  # 28 sub-cells of width 1/4
+    edges = cell_edges(torch.tensor(0.0), torch.tensor(7.0), 4)  # the targets' cells
+    expected = torch.stack([fine[round(4 * a):round(4 * b)].mean() for a, b in edges.tolist()])
+    maps = torch.zeros(1, 3, 2, 7, 7, dtype=torch.float64)
+    maps[0, 0] = values[None, None, :]  # varies along x
+    maps[0, 1] = values[None, :, None]  # along y
+    maps[0, 2] = 1.0
+    pooled = pool_to_cells(maps, (2, 4, 4))
+    assert pooled.shape == (1, 3, 2, 4, 4)
+    torch.testing.assert_close(pooled[0, 0, 0, 0], expected)
+    torch.testing.assert_close(pooled[0, 1, 0, :, 0], expected)
+    torch.testing.assert_close(pooled[0, 2], torch.ones(2, 4, 4, dtype=torch.float64))
+    even = torch.randn(2, 3, 4, 8, 6)  # whole multiples: plain average pooling
+    torch.testing.assert_close(pool_to_cells(even, (2, 4, 3)), F.avg_pool3d(even, 2))
+
+    # the model's encoders pool this way (R3D-18 at 112^2: 7 x 7 maps, 4 x 4 grid)
+    model, _ = benchmark_setup("r3d_18", 2, "cpu", **{**TINY, "crop": 112, "grid": 4})
+    assert model.clip_grid[1:] == (4, 4)
+    calls = []
+
+    def feature_map(x):  # encode asks for the clips' map, then the global view's
+        calls.append(x)
+        time_steps = (model.clip_grid, model.global_grid)[len(calls) - 1][0]
+        out = torch.zeros(x.shape[0], 2, time_steps, 7, 7)
+        out[:, 0] = values.float()[None, None, :]
+        out[:, 1] = values.float()[None, :, None]
+        return out
+
+    model.backbone.forward_features = feature_map
+    clip_cells, global_cells = model.encode(torch.zeros(1, 3, 8, 112, 112),
+                                            torch.zeros(1, 3, 8, 112, 112))
+    for cells in (clip_cells, global_cells):
+        torch.testing.assert_close(cells[0, 0, 0, 0], expected.float())
+        torch.testing.assert_close(cells[0, 1, 0, :, 0], expected.float())
+
+
 def _one(box, span, flip=False):
     return torch.tensor([box]), torch.tensor([span]), torch.tensor([flip])
 

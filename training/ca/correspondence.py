@@ -5,7 +5,11 @@ video. A view (the global video or a local clip) covers the time interval ``span
 (seconds) and the spatial box ``box = (x0, y0, x1, y1)`` (any unit shared by all views,
 here fractions of the decoded frame); its ``(T', H', W')`` feature grid splits that
 box into equal parts (the tubes partition the view; receptive fields are not modelled,
-a choice: the paper's supplementary computation is not available). A horizontal flip
+a choice: the paper's supplementary computation is not available). The encoders' maps
+are pooled to that grid by :func:`pool_to_cells`, so that a pooled cell is the mean over
+exactly its part of the map (``adaptive_avg_pool3d`` would mix overlapping windows when
+the map is not a multiple of the grid: 7 -> 4 averages [0,2), [1,4), [3,6), [5,7)). A
+horizontal flip
 mirrors the columns: column ``w`` of a flipped view covers what column ``W' - 1 - w``
 covers unflipped.
 
@@ -34,6 +38,28 @@ def cell_edges(low: torch.Tensor, high: torch.Tensor, cells: int,
     if flip is not None:
         edges = torch.where(flip.bool()[..., None, None], edges.flip(-2), edges)
     return edges
+
+
+def pool_to_cells(features: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    """Average ``features`` ``(N, C, *S)`` over ``grid`` equal, disjoint parts of each of
+    its last axes -> ``(N, C, *grid)``: part ``i`` of an axis of ``n`` cells covers
+    ``[i n / g, (i + 1) n / g)``, a feature cell on a border counting with the share of it
+    inside (area pooling with fractional edges; plain average pooling when ``g``
+    divides ``n``). These are the cells :func:`cell_edges` describes."""
+    for axis, cells in enumerate(grid, start=features.ndim - len(grid)):
+        size = features.shape[axis]
+        if size == cells:
+            continue
+        if cells > size:
+            raise ValueError(f"cannot pool {size} cells into {cells}")
+        bounds = torch.arange(cells + 1, dtype=torch.float64) * (size / cells)
+        source = torch.arange(size + 1, dtype=torch.float64)
+        overlap = overlap_1d(torch.stack((bounds[:-1], bounds[1:]), -1),
+                             torch.stack((source[:-1], source[1:]), -1))
+        weights = (overlap / (size / cells)).to(features.device, features.dtype)
+        moved = features.movedim(axis, -1) @ weights.T  # (..., cells)
+        features = moved.movedim(-1, axis)
+    return features
 
 
 def overlap_1d(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,9 @@ low-level shortcut elimination, temporal dependency, and the total loss.
 Encoders (§3.1, §4.2): f (local clips) and f' (global video) are *one* backbone; f'
 only sets the temporal stride of some stages to 1 so that its feature map has
 ``T_v > T_c`` time steps (R3D-18 at 16 x 112^2: clips 2 x 7 x 7, global 8 x 7 x 7, both
-average-pooled to the paper's 4 x 4 spatial grid). Which stages lose their stride is a
+average-pooled to the paper's 4 x 4 spatial grid, by area over equal, disjoint parts of
+the map so that each pooled cell covers what Eq. 1's targets say it covers:
+:func:`~.correspondence.pool_to_cells`). Which stages lose their stride is a
 choice (``unstride="late"``: the last stages, cheaper than the first).
 
 Total loss (the paper gives no weights; all 1 by default)::
@@ -28,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
@@ -36,7 +37,7 @@ from vsslzoo.config import PreprocessConfig
 from vsslzoo.models import build
 
 from ..distributed import gather_no_grad, gather_with_grad, world
-from .correspondence import correspondence
+from .correspondence import correspondence, pool_to_cells
 from .heads import (
     MINE,
     TD_HEADS,
@@ -169,8 +170,8 @@ class CAModel(nn.Module):
         clip_map = self.backbone.forward_features(clips)
         with temporal_stride_one(self.backbone, self.global_stages):
             global_map = self.backbone.forward_features(global_view)
-        return (F.adaptive_avg_pool3d(clip_map, self.clip_grid),
-                F.adaptive_avg_pool3d(global_map, self.global_grid))
+        return (pool_to_cells(clip_map, self.clip_grid),
+                pool_to_cells(global_map, self.global_grid))
 
     def _generators(self, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
         """(shared by all processes, this process's) generators for this iteration."""
