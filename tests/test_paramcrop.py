@@ -277,6 +277,41 @@ def test_disparity_iou_and_centre_distance():
     assert float(corners["iou"]) == 0.0 and float(corners["distance"]) == pytest.approx(1.5)
 
 
+@pytest.mark.parametrize("augment_after_crop", [False, True])
+def test_disparity_compares_the_views_where_they_lie_in_the_video(augment_after_crop):
+    """Figure 5's metric in one frame, whichever way each view was flipped: a cube whose
+    red channel is the pixel column, green the row, blue the frame, so that each view's
+    mean colour is the centre of the region it was cut from (in the unflipped input).
+    The returned crop parameters and the disparity must describe those regions, with
+    the flip before the crop (§4) or after it."""
+    torch.manual_seed(0)
+    model, _ = benchmark_setup("s3dg", 8, "cpu", **{**TINY, "jitter_prob": 0.0,
+                                                    "flip_prob": 0.5,
+                                                    "augment_after_crop": augment_after_crop})
+    frames, size = 16, 48
+    cube = torch.zeros(8, 3, frames, size, size)
+    cube[:, 0] = torch.arange(size).float()[None, None, :]  # column
+    cube[:, 1] = torch.arange(size).float()[None, :, None]  # row
+    cube[:, 2] = torch.arange(frames).float()[:, None, None]  # frame
+    (view1, params1), (view2, params2) = model.views({"video1": cube, "video2": cube})
+    centres = []
+    for view, params, sizes in ((view1, params1, (size, size, frames)),
+                                (view2, params2, (size, size, frames))):
+        # a pixel index i lies at (2 i + 1) / n - 1 in normalised coordinates
+        centre = [(2 * view[:, c].mean(dim=(1, 2, 3)) + 1) / n - 1 for c, n in
+                  zip(range(3), sizes)]
+        torch.testing.assert_close(params.dx, centre[0], atol=1e-4, rtol=0)
+        torch.testing.assert_close(params.dy, centre[1], atol=1e-4, rtol=0)
+        torch.testing.assert_close(params.dt, centre[2], atol=1e-4, rtol=0)
+        centres.append(centre)
+    # both ways round occurred: a flipped view's columns run right to left
+    mirrored = view1[:, 0, :, :, 0].mean((1, 2)) > view1[:, 0, :, :, -1].mean((1, 2))
+    assert 0 < int(mirrored.sum()) < 8
+    disparity = view_disparity(params1, params2)
+    torch.testing.assert_close(disparity["distance_x"], (centres[0][0] - centres[1][0]).abs() / 2,
+                               atol=1e-4, rtol=0)
+
+
 def test_sampler_gives_two_uint8_views_and_skips_short_videos(synth):
     config = ParamCropDataConfig(input_frames=16, input_size=48, short_sides=(48, 56))
     videos = discover(synth)

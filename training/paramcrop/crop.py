@@ -37,6 +37,7 @@ Choices where the paper is silent (each a :class:`CropConfig` field):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -192,6 +193,12 @@ class CropParams:
         return affine_matrix(self.scale_x, self.scale_y, self.scale_t, self.theta, self.dx,
                              self.dy, self.dt, rotation_scaled=rotation_scaled)
 
+    def mirrored(self, flip: torch.Tensor) -> CropParams:
+        """The crops of clips whose input was mirrored (``flip`` bool ``(B,)``), described
+        in the unmirrored input's coordinates: ``Δx`` and ``θ`` change sign there."""
+        return dataclasses.replace(self, dx=torch.where(flip, -self.dx, self.dx),
+                                   theta=torch.where(flip, -self.theta, self.theta))
+
 
 def map_to_ranges(v: torch.Tensor, config: CropConfig) -> CropParams:
     """Eq. 6: ``v' = ˇv + v ⊙ (ˆv - ˇv)`` with scales in [scale_min, scale_max], θ in
@@ -267,9 +274,11 @@ def view_disparity(first: CropParams, second: CropParams) -> dict[str, torch.Ten
 
     Units: each axis of the video is [0, 1] (half the normalised-coordinate difference),
     so the distance lies in [0, 3 (1 - scale_min)]. Rotation is ignored (the cubes are
-    taken axis-aligned; exact for θ = 0, the paper's setting). The cubes are in each
-    view's own input coordinates: the data sampler's random crop before ParamCrop is
-    not included (Figure 5 plots ParamCrop's regions)."""
+    taken axis-aligned; exact for θ = 0, the paper's setting). Both cubes must be given
+    in the same frame: the model passes them in the coordinates of the unflipped input
+    cubes (:meth:`CropParams.mirrored` for a view flipped before its crop). The data
+    sampler's random crop before ParamCrop is not included (Figure 5 plots ParamCrop's
+    regions)."""
     iou_num, vol1, vol2 = 1.0, 1.0, 1.0
     parts = {}
     for axis, (c1, e1, c2, e2) in {

@@ -173,9 +173,10 @@ class ParamCropModel(nn.Module):
         self.draws += 1
         return generator
 
-    def _augment(self, video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _augment(self, video: torch.Tensor, generator: torch.Generator
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """R_i of Fig. 1/2: flip and colour jitter, drawn on the CPU, applied on the
-        video's device."""
+        video's device -> (augmented video, which clips were flipped (B,) bool)."""
         batch = video.shape[0]
         config = self.config
         flip = torch.rand(batch, generator=generator) < config.flip_prob
@@ -193,22 +194,26 @@ class ParamCropModel(nn.Module):
             sigma = torch.where(torch.rand(batch, generator=generator) < config.blur_prob,
                                 sigma, torch.zeros_like(sigma))
             video = gaussian_blur(video, sigma, config.blur_kernel)
-        return video
+        return video, flip
 
     def views(self, batch: dict[str, torch.Tensor]):
-        """The two cropped views ``(B, 3, T_out, S, S)`` and their :class:`CropParams`."""
+        """The two cropped views ``(B, 3, T_out, S, S)`` and their :class:`CropParams`,
+        in the coordinates of the (unflipped) input cube, so that the two views'
+        regions compare in one frame (Figure 5)."""
         generator = self._generator()
         outputs = []
         after = self.config.augment_after_crop
         for key, crop in (("video1", self.crop1), ("video2", self.crop2)):
             video = batch[key].float()
             if not after:
-                video = self._augment(video, generator)
+                video, flip = self._augment(video, generator)
             noise = torch.randn(video.shape[0], self.config.crop.noise_dim,
                                 generator=generator).to(video.device)
             view, params = crop(video, noise)
             if after:  # cheaper (the jitter runs on the small view); not the paper's order
-                view = self._augment(view, generator)
+                view, _ = self._augment(view, generator)  # a flip moves no region
+            else:  # cut from the mirrored cube: mirror the parameters back
+                params = params.mirrored(flip.to(params.dx.device))
             outputs.append((view, params))
         return outputs
 
