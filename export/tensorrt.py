@@ -2,9 +2,10 @@
 
 ``build_engine(folder)`` reads ``folder/model.onnx`` (written by ``export_onnx``) and
 writes ``folder/model.engine`` plus ``folder/tensorrt.json`` (precision, optimisation
-profile), reusing and updating a timing cache (``folder/timing.cache``) so rebuilds are
-fast. The engine takes the same uint8 ``video`` and returns the same ``embedding``; the
-``tensorrt`` backend (``vsslzoo.load(folder, backend="tensorrt")``) runs it.
+profile, sha256 of the weights the graph was exported from), reusing and updating a
+timing cache (``folder/timing.cache``) so rebuilds are fast. The engine takes the same
+uint8 ``video`` and returns the same ``embedding``; the ``tensorrt`` backend
+(``vsslzoo.load(folder, backend="tensorrt")``) runs it.
 
 TensorRT cannot be installed or run on the machines this project is developed and
 tested on: this module is written against the documented TensorRT 10 API, the part that
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +124,9 @@ def build_engine(
         min_batch, opt_batch, max_batch: the profile's batch range.
         frames, height, width: (min, opt, max) ranges for a ``--dynamic all`` export.
         workspace_gb: builder workspace limit.
-        output: folder for the engine (default: ``folder``).
+        output: folder for the engine (default: ``folder``); it also gets ``folder``'s
+            config.json, model.safetensors, README.md and export.json, so that it is a
+            model folder whose weights identity an index can check.
     """
     import time
 
@@ -155,13 +159,26 @@ def build_engine(
     cache_path.write_bytes(cache_bytes)
     report = EngineReport(str(engine_path), precision, profile.to_dict(),
                           round(time.perf_counter() - started, 1), str(cache_path))
-    info: dict[str, Any] = {"tensorrt": trt.__version__, **asdict(report)}
+    info: dict[str, Any] = {"tensorrt": trt.__version__, **asdict(report),
+                            "weights_sha256": _weights_sha256(folder, export_info)}
     (out / ENGINE_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    if out != folder:  # the engine folder is a model folder too
-        for name in ("config.json", "README.md", "export.json"):
+    if out.resolve() != folder.resolve():  # the engine folder is a model folder too
+        for name in ("config.json", "model.safetensors", "README.md", "export.json"):
             if (folder / name).exists():
-                (out / name).write_bytes((folder / name).read_bytes())
+                shutil.copyfile(folder / name, out / name)
     return report
+
+
+def _weights_sha256(folder: Path, export_info: dict[str, Any]) -> str | None:
+    """sha256 of the weights the ONNX graph was exported from (what an index compares)."""
+    if export_info.get("weights_sha256"):
+        return export_info["weights_sha256"]
+    weights = folder / "model.safetensors"
+    if not weights.exists():
+        return None
+    from vsslzoo.artefacts import sha256_of
+
+    return sha256_of(weights)
 
 
 def _build(trt, onnx_path: Path, profile: Profile, precision: str, workspace: int,

@@ -265,3 +265,80 @@ def test_missing_tensorrt_names_the_gpu_extra(tmp_path, exported):
 def test_tensorrt_backend_needs_a_folder(tmp_path):
     with pytest.raises(ConfigError, match="TensorRT engines are built for one GPU"):
         vsslzoo.load("hf-hub:someone/model", backend="tensorrt")
+
+
+def test_engine_batches_pad_below_the_profile_minimum():
+    from vsslzoo.backends.tensorrt import engine_batches, pad_batch
+
+    assert engine_batches(130, 8, 64) == [(0, 64, 64), (64, 128, 64), (128, 130, 8)]
+    assert engine_batches(3, 4, 16) == [(0, 3, 4)]
+    assert engine_batches(20, 1, 16) == [(0, 16, 16), (16, 20, 4)]
+    chunk = torch.arange(6, dtype=torch.uint8).reshape(3, 2)
+    assert pad_batch(chunk, 5).tolist() == [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]]
+    assert pad_batch(chunk, 3) is chunk
+
+
+class _FakeContext:
+    """Stands in for a TensorRT execution context with profile batch range [lo, hi]: each
+    output row is the first ``dim`` pixels of its clip, read and written through the raw
+    addresses the runner passes, as the real engine does."""
+
+    def __init__(self, lo, hi, dim):
+        self.lo, self.hi, self.dim, self.shapes, self.address = lo, hi, dim, [], {}
+
+    def set_input_shape(self, name, shape):
+        assert self.lo <= shape[0] <= self.hi, f"batch {shape[0]} outside [{self.lo}, {self.hi}]"
+        self.shapes.append(shape)
+
+    def set_tensor_address(self, name, pointer):
+        self.address[name] = pointer
+
+    def execute_async_v3(self, stream):
+        import ctypes
+
+        shape = self.shapes[-1]
+        count = int(np.prod(shape))
+        clips = np.frombuffer((ctypes.c_uint8 * count).from_address(self.address["video"]),
+                              np.uint8).reshape(shape[0], -1)
+        rows = np.ascontiguousarray(clips[:, :self.dim], np.float32)
+        ctypes.memmove(self.address["embedding"], rows.ctypes.data, rows.nbytes)
+        return True
+
+
+def test_tensorrt_runner_pads_the_last_chunk_to_the_minimum_batch(monkeypatch):
+    """Issue 15.11: 21 clips on an engine built with --min-batch 8 --max-batch 16."""
+    from types import SimpleNamespace
+
+    from vsslzoo.backends.tensorrt import TensorRTEncoder
+
+    encoder = object.__new__(TensorRTEncoder)  # no engine, no GPU: only the runner
+    encoder.config = _config()
+    encoder.device, encoder._torch = torch.device("cpu"), torch
+    encoder.min_batch, encoder.max_batch = 8, 16
+    encoder.context = _FakeContext(8, 16, encoder.embed_dim)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: SimpleNamespace(
+        cuda_stream=0, synchronize=lambda: None))
+    clips = np.random.default_rng(0).integers(0, 256, (21, *encoder.preprocess.input_shape),
+                                              dtype=np.uint8)
+    out = encoder.embed_raw(clips)
+    assert [s[0] for s in encoder.context.shapes] == [16, 8]
+    np.testing.assert_array_equal(out, clips.reshape(21, -1)[:, :encoder.embed_dim])
+
+
+def test_engine_folder_elsewhere_keeps_the_weights_identity(tmp_path, exported, monkeypatch):
+    """Issue 15.11: with -o elsewhere the engine folder gets model.safetensors and records
+    the weights' sha256, so an index's model check still runs."""
+    from types import SimpleNamespace
+
+    _, folder = exported
+    monkeypatch.setattr(trt_export, "require_tensorrt",
+                        lambda: SimpleNamespace(__version__="10.fake"))
+    monkeypatch.setattr(trt_export, "_build", lambda *args: (b"engine", b"cache"))
+    trt_export.build_engine(folder, output=tmp_path / "engine", min_batch=4)
+    info = json.loads((tmp_path / "engine" / "tensorrt.json").read_text())
+    from vsslzoo.artefacts import sha256_of
+
+    assert info["weights_sha256"] == sha256_of(folder / "model.safetensors")  # = in place
+    assert info["profile"]["min"][0] == 4
+    assert (tmp_path / "engine" / "model.safetensors").read_bytes() == \
+        (folder / "model.safetensors").read_bytes()

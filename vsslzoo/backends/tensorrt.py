@@ -2,7 +2,8 @@
 
 The engine is built by ``vsslzoo export FOLDER --format tensorrt`` (``export/tensorrt.py``)
 for one GPU model and TensorRT version. Inputs and outputs are CUDA tensors (PyTorch
-allocates them and provides the stream); batches beyond the engine's profile are split.
+allocates them and provides the stream); batches beyond the engine's profile are split,
+and a chunk below the profile's minimum batch is padded by repeating its last clip.
 
 Written against the documented TensorRT 10 API; TensorRT is not available where vsslzoo
 is tested, so only the checks around it are tested.
@@ -45,6 +46,27 @@ def batch_chunks(total: int, max_batch: int) -> list[tuple[int, int]]:
     return [(start, min(start + max_batch, total)) for start in range(0, total, max_batch)]
 
 
+def engine_batches(total: int, min_batch: int, max_batch: int) -> list[tuple[int, int, int]]:
+    """``(start, stop, run)`` for each engine call over ``total`` clips: ``[start, stop)``
+    holds at most ``max_batch`` clips, and ``run >= min_batch`` is the batch the engine
+    runs (the chunk padded to the profile's minimum when it is smaller)."""
+    if not 1 <= min_batch <= max_batch:
+        raise ValueError(f"need 1 <= min_batch <= max_batch, got {min_batch}, {max_batch}")
+    return [(start, stop, max(stop - start, min_batch))
+            for start, stop in batch_chunks(total, max_batch)]
+
+
+def pad_batch(chunk, run: int):
+    """``chunk`` ``(n, ...)`` (a torch tensor) with its last clip repeated up to ``run``
+    rows, contiguous."""
+    missing = run - chunk.shape[0]
+    if missing <= 0:
+        return chunk.contiguous()
+    import torch
+
+    return torch.cat([chunk, chunk[-1:].expand(missing, *chunk.shape[1:])])
+
+
 class TensorRTEncoder(Encoder):
     """A serialized TensorRT engine on one CUDA device."""
 
@@ -81,10 +103,13 @@ class TensorRTEncoder(Encoder):
                     f"{engine_path} cannot be deserialized (built for another GPU or "
                     "TensorRT version?); rebuild it on this machine")
             self.context = self.engine.create_execution_context()
-        profile_max = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)[2]
-        self.max_batch = int(profile_max[0])
+        profile_min, _, profile_max = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)
+        self.min_batch, self.max_batch = int(profile_min[0]), int(profile_max[0])
+        # the weights the engine was built from, recorded by `vsslzoo export`; an index
+        # compares it with its own model's
+        self.weights_sha256 = self.engine_info.get("weights_sha256")
         weights = engine_path.parent / "model.safetensors"
-        if weights.exists():
+        if self.weights_sha256 is None and weights.exists():
             from ..artefacts import sha256_of
 
             self.weights_sha256 = sha256_of(weights)
@@ -98,16 +123,22 @@ class TensorRTEncoder(Encoder):
         tensor = torch.as_tensor(clips)
         self.check_clips(tuple(tensor.shape), str(tensor.dtype).replace("torch.", ""))
         tensor = tensor.to(self.device, non_blocking=True).contiguous()
-        output = torch.empty((tensor.shape[0], self.embed_dim), dtype=torch.float32,
-                             device=self.device)
+        total = tensor.shape[0]
+        output = torch.empty((total, self.embed_dim), dtype=torch.float32, device=self.device)
         stream = torch.cuda.current_stream(self.device)
-        for start, stop in batch_chunks(tensor.shape[0], self.max_batch):
-            chunk = tensor[start:stop]
-            out = output[start:stop]
+        # Temporaries (padded chunks, their outputs) are freed while the engine may still
+        # run, which is safe: PyTorch reuses their memory only for later work on this stream.
+        for start, stop, run in engine_batches(total, self.min_batch, self.max_batch):
+            chunk = pad_batch(tensor[start:stop], run)
+            padded = run != stop - start
+            out = torch.empty((run, self.embed_dim), dtype=torch.float32,
+                              device=self.device) if padded else output[start:stop]
             self.context.set_input_shape(INPUT_NAME, tuple(chunk.shape))
             self.context.set_tensor_address(INPUT_NAME, chunk.data_ptr())
             self.context.set_tensor_address(OUTPUT_NAME, out.data_ptr())
             if not self.context.execute_async_v3(stream.cuda_stream):
                 raise RuntimeError("TensorRT execution failed (see the TensorRT log)")
+            if padded:
+                output[start:stop] = out[:stop - start]  # the padding's rows are dropped
         stream.synchronize()
         return output.cpu().numpy()
