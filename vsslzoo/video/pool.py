@@ -5,7 +5,8 @@ to the parent in chunks of ``chunk_clips``. The result queue is bounded, so memo
 bounded by the chunks in flight whatever the videos' lengths. Workers are started with
 the ``spawn`` method: a pool forked after PyAV/FFmpeg threads ran in the parent can hang
 (REFERENCE.md). A worker that dies (a crash inside FFmpeg) costs only the video it was
-on: that video is reported as an error and a new worker takes its place.
+on: that video is reported as an error and a new worker takes its place. A worker dies
+with its parent (:func:`~vsslzoo.lifetime.exit_with_parent`), even one killed with -9.
 
 This module imports no torch, so workers start light.
 """
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..config import PreprocessConfig
 from ..errors import VideoDecodeError, VsslzooError
+from ..lifetime import exit_with_parent
 from .decode import read_clips
 from .probe import VideoInfo, probe
 from .sampling import ClipSampling, ClipSpan, plan_clips
@@ -88,6 +90,8 @@ def decode_video(
 
 
 def _worker(worker_id: int, tasks, results, sampling, preprocess, chunk_clips) -> None:
+    # A worker blocked on the full result queue would outlive a parent killed with -9.
+    exit_with_parent()
     # One FFmpeg thread pool per worker is enough; many workers already use every core.
     while True:
         task = tasks.get()
