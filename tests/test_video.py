@@ -305,3 +305,46 @@ def test_real_footage_seek_equals_sequential():
     for (_, a), (_, b) in zip(seek, seq):
         np.testing.assert_array_equal(a, b)
     assert seek[0][1].std() > 10  # real content, not a blank frame
+
+
+def test_decode_threads_are_capped_per_worker(tmp_path, monkeypatch):
+    """Issue 15.13: each decode worker caps FFmpeg's threads so workers x threads <= cores."""
+    from vsslzoo.video import decode
+    from vsslzoo.video.pool import DecodePool
+
+    assert decode.threads_per_worker(8, cores=16) == 2
+    assert decode.threads_per_worker(3, cores=16) == 5
+    assert decode.threads_per_worker(4, cores=2) == 1 and decode.threads_per_worker(0, 4) == 4
+    path = write_video(tmp_path / "v.mp4", num_frames=24)
+    info = probe(path)
+    plans = plan_clips(info.duration_s, info.fps, "uniform:2", _pre())
+    counts = []
+    decode_run = decode._decode_run
+
+    def spy(container, stream, *args):
+        counts.append(stream.codec_context.thread_count)
+        return decode_run(container, stream, *args)
+
+    monkeypatch.setattr(decode, "_decode_run", spy)
+    capped = list(read_clips(path, plans, threads=1, **NATIVE))
+    monkeypatch.setattr(decode, "_decode_threads", None)
+    decode.set_decode_threads(3)  # what a pool worker does at start
+    list(read_clips(path, plans, **NATIVE))
+    decode.set_decode_threads(None)
+    free = list(read_clips(path, plans, **NATIVE))
+    assert counts[0] == 1 and counts[1] == 3 and counts[2] == 0  # 0: FFmpeg's choice
+    for (_, a), (_, b) in zip(capped, free):
+        np.testing.assert_array_equal(a, b)
+
+    started = []
+
+    class Context:  # records what the pool hands each worker process
+        def Process(self, target, args, **kwargs):
+            started.append(args)
+            return type("P", (), {"start": lambda self: None})()
+
+    pool = DecodePool("uniform:2", _pre(), workers=2)
+    monkeypatch.setattr("vsslzoo.video.pool.threads_per_worker",
+                        lambda workers: decode.threads_per_worker(workers, cores=16))
+    pool._start(Context(), 0, None, None)
+    assert started[0][-1] == 8

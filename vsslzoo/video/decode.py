@@ -14,6 +14,11 @@ selected frames are converted: FFmpeg's scaler (swscale, bilinear) resizes them 
 display short side equals ``resize``, rotation metadata is applied, then a centre crop.
 Memory is bounded by the clips in flight, never by the video's length: a finished clip
 is yielded at once.
+
+FFmpeg decodes with frame and slice threads. Left alone it starts one thread per core in
+every decoder, so a pool of decode workers beside the model oversubscribes the cores
+many times over; a pool caps each worker (:func:`set_decode_threads`,
+:func:`threads_per_worker`) so that workers x threads <= cores.
 """
 
 from __future__ import annotations
@@ -31,6 +36,29 @@ from .sampling import ClipPlan
 
 STRATEGIES = ("auto", "seek", "sequential")
 _CACHE_FRAMES = 64
+_decode_threads: int | None = None  # this process's cap (None: FFmpeg's choice)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """FFmpeg threads for each of ``workers`` decode processes: workers x threads <= cores
+    (at least one thread each)."""
+    cores = available_cores() if cores is None else cores
+    return max(1, cores // max(1, workers))
+
+
+def set_decode_threads(threads: int | None) -> None:
+    """Cap FFmpeg's decoding threads in this process (None or 0: FFmpeg's choice, one per
+    core). Decode workers call it once at start."""
+    global _decode_threads
+    _decode_threads = threads or None
 
 
 @dataclass(frozen=True)
@@ -114,6 +142,7 @@ def read_clips(
     crop: tuple[int, int],
     info: VideoInfo | None = None,
     strategy: str = "auto",
+    threads: int | None = None,
 ) -> Iterator[tuple[ClipPlan, np.ndarray]]:
     """Yield ``(plan, clip)`` for every plan, in time order.
 
@@ -124,6 +153,8 @@ def read_clips(
         crop: (height, width) of the centre crop.
         info: the file's :func:`probe` result (probed if None).
         strategy: "auto" (by keyframe spacing), "seek" or "sequential".
+        threads: FFmpeg decoding threads (None: this process's cap set by
+            :func:`set_decode_threads`, else FFmpeg's choice).
 
     Yields:
         The plan and its clip, ``(3, T, H, W)`` uint8 RGB.
@@ -144,6 +175,9 @@ def read_clips(
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        threads = threads or _decode_threads
+        if threads:
+            stream.codec_context.thread_count = threads
         for run in runs:
             yield from _decode_run(container, stream, run, info, geometry, av)
     finally:

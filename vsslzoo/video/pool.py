@@ -24,7 +24,7 @@ import numpy as np
 from ..config import PreprocessConfig
 from ..errors import VideoDecodeError, VsslzooError
 from ..lifetime import exit_with_parent
-from .decode import read_clips
+from .decode import read_clips, set_decode_threads, threads_per_worker
 from .probe import VideoInfo, probe
 from .sampling import ClipSampling, ClipSpan, plan_clips
 
@@ -89,10 +89,11 @@ def decode_video(
         yield VideoFailed(video_id, f"{type(exc).__name__}: {exc}")
 
 
-def _worker(worker_id: int, tasks, results, sampling, preprocess, chunk_clips) -> None:
+def _worker(worker_id: int, tasks, results, sampling, preprocess, chunk_clips,
+            decode_threads: int = 0) -> None:
     # A worker blocked on the full result queue would outlive a parent killed with -9.
     exit_with_parent()
-    # One FFmpeg thread pool per worker is enough; many workers already use every core.
+    set_decode_threads(decode_threads)  # workers x FFmpeg threads <= cores
     while True:
         task = tasks.get()
         if task is None:
@@ -142,7 +143,8 @@ class DecodePool:
     def _start(self, context, worker_id: int, tasks, results):
         process = context.Process(
             target=_worker,
-            args=(worker_id, tasks, results, self.sampling, self.preprocess, self.chunk_clips),
+            args=(worker_id, tasks, results, self.sampling, self.preprocess, self.chunk_clips,
+                  threads_per_worker(self.workers)),
             daemon=True,
             name=f"vsslzoo-decode-{worker_id}",
         )
