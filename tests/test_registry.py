@@ -137,3 +137,17 @@ def test_every_training_command_in_the_zoo_parses_with_its_recipe(name):
     args = module.parse_args(argv[1:])
     assert args.arch == entry.architecture and args.preset == entry.data
     assert args.out == f"runs/{name}"
+
+
+@pytest.mark.parametrize("name", registry.list_models())
+def test_card_names_the_venue_and_year_once(name):
+    """Issue 15.14: the CtP card said "(CVPR 2021 2021)"."""
+    from vsslzoo.zoo_docs import render_card
+
+    entry = registry.get_entry(name)
+    text = render_card(entry.model_config(), entry)
+    year = str(entry.paper["year"])
+    line = next(line for line in text.splitlines() if line.startswith("Paper: "))
+    assert line.count(year) == 1, line
+    if entry.method == "ctp":
+        assert "(CVPR 2021)." in line

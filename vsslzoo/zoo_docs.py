@@ -118,8 +118,8 @@ def render_card(config: ModelConfig, entry: registry.ZooEntry | None = None) -> 
         out.append("## Method\n")
         out.append(f"{paper['summary']}\n")
         arxiv = f", arXiv:{paper['arxiv']}" if paper.get("arxiv") else ""
-        out.append(f"Paper: *{paper['title']}*, {paper['authors']} ({paper['venue']} "
-                   f"{paper['year']}{arxiv}).\n")
+        out.append(f"Paper: *{paper['title']}*, {paper['authors']} "
+                   f"({venue_and_year(paper)}{arxiv}).\n")
     out.append("## Architecture\n")
     out.append(f"{_ARCH_TEXT.get(config.architecture, config.architecture)}\n")
     out.append(f"- builder: `vsslzoo.models.build({config.architecture!r}, "
@@ -217,6 +217,12 @@ def expected_documents(repo_root: Path) -> dict[Path, str]:
     readme = repo_root / "README.md"
     docs[readme] = _readme_with_table(readme.read_text(encoding="utf-8"))
     return docs
+
+
+def venue_and_year(paper: dict) -> str:
+    """"CVPR 2021", "arXiv 2022": the year once, whether or not the venue names it."""
+    venue, year = str(paper["venue"]), str(paper["year"])
+    return venue if year in venue.split() else f"{venue} {year}"
 
 
 def main(argv: list[str] | None = None) -> int:
