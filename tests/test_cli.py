@@ -119,3 +119,15 @@ def test_console_script_runs():
     out = subprocess.run([_console_script(), "--version"], capture_output=True, text=True,
                          timeout=60, env={**os.environ})
     assert out.returncode == 0 and vsslzoo.__version__ in out.stdout
+
+
+@pytest.mark.parametrize("name", ["ctp-r2plus1d-k400", "ca-r3d18-k400"])
+def test_info_says_how_to_obtain_once_and_prints_no_unset_field(name):
+    from vsslzoo import registry
+
+    result = _run("info", name)
+    assert result.exit_code == 0, result.output
+    first_line = registry.get_entry(name).obtain.splitlines()[0]
+    assert result.output.count(first_line) == 1  # issue 15.14
+    assert "weights: not published (see obtain above)" in result.output
+    assert "None" not in result.output  # e.g. no "arxiv: None"

@@ -524,3 +524,56 @@ def test_clip_query_by_id_when_no_other_video_is_indexed(tmp_path):
     assert result.exit_code == 0, result.output
     assert "no other videos than the query's" in result.output
     assert "index is empty" not in result.output
+
+
+def test_index_shows_no_empty_progress_bar(tiny_folder, tmp_path, monkeypatch):
+    """Issue 15.14: no "0video" bar while planning, nor when nothing is left to embed."""
+    import tqdm
+
+    totals = []
+
+    class Bar:
+        def __init__(self, *args, total=None, **kwargs):
+            totals.append(total)
+
+        def reset(self, total=None):
+            totals.append(total)
+
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    write_video(tmp_path / "v.mp4", num_frames=24)
+    command = ("index", tmp_path / "v.mp4", "-o", tmp_path / "i", "-m", tiny_folder,
+               "--workers", "0")
+    assert _invoke(*command).exit_code == 0 and totals == [1]
+    assert _invoke(*command).exit_code == 0 and totals == [1]  # unchanged: no bar at all
+
+
+def test_no_index_hint_is_a_command_that_works(tiny_folder, tmp_path, monkeypatch):
+    """Issue 15.14: the hint, with the user's folder and model filled in, builds the index
+    that the failed query was looking for (a path with a space included)."""
+    import shlex
+
+    from vsslzoo import loading
+
+    monkeypatch.setattr(loading, "DEFAULT_MODEL", None)  # the hint must then name -m
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "v.mp4", num_frames=24)
+    where = tmp_path / "my index"
+    result = _invoke("query", videos / "v.mp4", "-i", where)
+    assert result.exit_code == 1 and "no index at" in result.output
+    hint = result.output.split("`")[1]
+    argv = shlex.split(hint)
+    assert argv[:2] == ["vsslzoo", "index"] and "MODEL" in argv
+    argv = [{"VIDEO_FOLDER": str(videos), "MODEL": str(tiny_folder)}.get(a, a)
+            for a in argv[1:]]
+    assert _invoke(*argv, "--workers", "0").exit_code == 0
+    assert _invoke("query", videos / "v.mp4", "-i", where).exit_code == 0
+    (tmp_path / "not an index").mkdir()
+    result = _invoke("query", videos / "v.mp4", "-i", tmp_path / "not an index")
+    assert result.exit_code == 1 and "vsslzoo index VIDEO_FOLDER -o '" in result.output

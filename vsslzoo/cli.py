@@ -84,9 +84,16 @@ def list_command(pattern: str | None, as_json: bool, markdown: bool) -> None:
 
 
 def _echo_info(info: dict, indent: int = 0) -> None:
+    """Nested dicts as an indented outline; unset (None) fields are left out."""
     pad = "  " * indent
     for key, value in info.items():
-        if isinstance(value, dict) and value:
+        if value is None:
+            continue
+        if isinstance(value, str) and "\n" in value:
+            click.echo(f"{pad}{key}:")
+            for line in value.splitlines():
+                click.echo(f"{pad}  {line}")
+        elif isinstance(value, dict) and value:
             click.echo(f"{pad}{key}:")
             _echo_info(value, indent + 1)
         elif isinstance(value, dict):
@@ -114,8 +121,11 @@ def info_command(model: str, revision: str | None, offline: bool, as_json: bool)
     info = describe(model, revision=revision, local_files_only=True if offline else None)
     if as_json:
         click.echo(json.dumps(info, indent=2))
-    else:
-        _echo_info(info)
+        return
+    obtain, weights = info.get("obtain"), info.get("weights")
+    if obtain and isinstance(weights, str) and obtain in weights:  # say it once
+        info["weights"] = weights.replace(obtain, "").rstrip(": ") + " (see obtain above)"
+    _echo_info(info)
 
 
 def _default_workers() -> int:
@@ -286,13 +296,15 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
     if model is None and os.path.exists(os.path.join(output, MANIFEST)):
         model = read_manifest(Path(output))["model"]
     encoder = load(_require_model(model), device=device, precision=precision)
-    bar = tqdm(total=0, unit="video", disable=None, dynamic_ncols=True)
+    bars: list = []  # a bar once the plan is known, and none when there is nothing to do
 
     def on_plan(count: int) -> None:
-        bar.reset(total=count)
+        if count:
+            bars.append(tqdm(total=count, unit="video", disable=None, dynamic_ncols=True))
 
     def on_video(path: str, error: str | None) -> None:
-        bar.update(1)
+        for bar in bars:
+            bar.update(1)
 
     try:
         report = update_index(
@@ -301,11 +313,13 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
             on_plan=on_plan,
             workers=_default_workers() if workers is None else workers)
     except KeyboardInterrupt:
-        bar.close()
+        for bar in bars:
+            bar.close()
         click.echo(f"interrupted: what was embedded is saved in {output}; run the same "
                    "command again to finish", err=True)
         raise SystemExit(130) from None
-    bar.close()
+    for bar in bars:
+        bar.close()
     counts = report.counts
     click.echo(
         f"{output}: {counts.get('videos', 0)} video(s), {counts.get('clips', 0)} clip(s) "

@@ -27,6 +27,17 @@ class IndexFolderError(VsslzooError):
     """An index folder that cannot be used as asked (missing, other model, read-only...)."""
 
 
+def build_command(folder: Path) -> str:
+    """The command that builds an index at ``folder``, ready to paste (VIDEO_FOLDER is
+    the user's; ``-m MODEL`` only while vsslzoo ships no default model)."""
+    import shlex
+
+    from ..loading import DEFAULT_MODEL
+
+    model = " -m MODEL" if DEFAULT_MODEL is None else ""
+    return f"vsslzoo index VIDEO_FOLDER -o {shlex.quote(str(folder))}{model}"
+
+
 def faiss_path(folder: Path, level: str, generation: int) -> Path:
     return folder / f"{level}-g{generation}.faiss"
 
@@ -46,7 +57,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise IndexFolderError(
             f"{folder} is not a vsslzoo index (no {MANIFEST}); build one with "
-            f"`vsslzoo index VIDEOS -o {folder}`"
+            f"`{build_command(folder)}`"
         )
     return json.loads(path.read_text(encoding="utf-8"))
 

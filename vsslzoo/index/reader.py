@@ -12,8 +12,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import vectors as vx
-from .layout import IndexFolderError, faiss_path, read_manifest
-from .metadata import MetadataDB
+from .layout import IndexFolderError, build_command, faiss_path, read_manifest
+from .metadata import INDEXED, MetadataDB
 
 DEFAULT_INDEX = "vsslzoo-index"
 
@@ -84,7 +84,8 @@ class Index:
         folder = Path(folder)
         if not folder.is_dir():
             raise IndexFolderError(
-                f"no index at {folder}; build one with `vsslzoo index VIDEOS -o {folder}`")
+                f"no index at {folder}; build one with `{build_command(folder)}`, or "
+                "query an existing index (-i FOLDER)")
         manifest = read_manifest(folder)
         db = MetadataDB(folder, readonly=True)
         generation = db.generation
@@ -184,7 +185,7 @@ class Index:
         """The stored embedding of an indexed video (by id or path): (vector, video id)."""
         row = (self.db.videos_by_ids([video]).get(video) if isinstance(video, int)
                else self.db.video_by_path(os.path.abspath(video)))
-        if row is None or row.status != "ok":
+        if row is None or row.status not in INDEXED:
             raise IndexFolderError(f"video {video!r} is not in the index {self.folder}")
         dim = int(self.manifest["embed_dim"])
         if level == "video" and start is None and end is None and "video" in self.levels:
