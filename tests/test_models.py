@@ -138,3 +138,23 @@ def test_unknown_model_args_are_named():
         build("r3d_18", output_stride=4)
     with pytest.raises(ConfigError, match="width multiplier"):
         build("s3dg", width=0)
+
+
+@pytest.mark.parametrize("arch", ["s3dg", "r3d_18"])
+def test_flip_invariant_embeds_a_mirror_image_like_the_original(arch):
+    torch.manual_seed(0)
+    plain = build(arch, width=0.25).eval()
+    torch.manual_seed(0)
+    symmetric = build(arch, width=0.25, flip_invariant=True).eval()
+    assert symmetric.state_dict().keys() == plain.state_dict().keys()  # no new weights
+    clips = torch.randint(0, 256, (2, 3, 8, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        mirrored = clips.flip(-1)
+        torch.testing.assert_close(symmetric(clips), symmetric(mirrored))
+        assert not torch.allclose(plain(clips), plain(mirrored), atol=1e-4)
+        expected = 0.5 * (plain(clips) + plain(mirrored))  # average pooling is linear
+        torch.testing.assert_close(symmetric(clips), expected, rtol=1e-4, atol=1e-5)
+        features = symmetric.forward_features(clips)  # the map itself is mirrored
+        torch.testing.assert_close(symmetric.forward_features(mirrored), features.flip(-1))
+    with pytest.raises(ConfigError, match="flip_invariant must be"):
+        build(arch, flip_invariant="yes")

@@ -14,6 +14,10 @@ s3dg           S3D-G (CoCLR layout)                              gating, width
 r2d3d_18       DPC resnet18_2d3d_full                            width
 r3d_50         CVRL R3D-50                                       width, bn_eps
 =============  ================================================  ==========================
+
+Every architecture also takes ``flip_invariant`` (default False): the feature map becomes
+``0.5 * (f(x) + mirror(f(mirror(x))))`` (no new weights), so a horizontally flipped clip
+gives the mirrored feature map and exactly the same pooled embedding.
 """
 
 from __future__ import annotations
@@ -93,7 +97,8 @@ def get_architecture(architecture: str) -> ArchitectureInfo:
 def _accepted_args(info: ArchitectureInfo) -> list[str]:
     target = VideoResNet18 if info.builder in (_r3d_18, _r2plus1d_18) else info.builder
     params = inspect.signature(target).parameters
-    return [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY and n != "preprocess"]
+    own = [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY and n != "preprocess"]
+    return [*own, "flip_invariant"]
 
 
 def build(
@@ -117,7 +122,12 @@ def build(
             f"architecture {architecture!r} does not take model_args {unknown}; "
             f"it takes {accepted}"
         )
+    flip_invariant = model_args.pop("flip_invariant", False)
+    if not isinstance(flip_invariant, bool):
+        raise ConfigError(f"flip_invariant must be true or false, got {flip_invariant!r}")
     try:
-        return info.builder(preprocess=preprocess, **model_args)
+        backbone = info.builder(preprocess=preprocess, **model_args)
     except ValueError as exc:
         raise ConfigError(f"architecture {architecture!r}: {exc}") from exc
+    backbone.flip_invariant = flip_invariant
+    return backbone

@@ -88,6 +88,11 @@ class VideoBackbone(nn.Module, metaclass=ABCMeta):
     """
 
     embed_dim: int
+    # model_args ``flip_invariant=True`` (set by :func:`vsslzoo.models.build`): the
+    # feature map is symmetrised, 0.5 * (f(x) + mirror(f(mirror(x)))), so a horizontally
+    # flipped clip gives the mirrored map and exactly the same pooled embedding (costs a
+    # second pass through the body)
+    flip_invariant: bool = False
 
     def __init__(self, preprocess: PreprocessConfig | None = None) -> None:
         super().__init__()
@@ -99,6 +104,9 @@ class VideoBackbone(nn.Module, metaclass=ABCMeta):
 
     def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) pixels -> (B, C, T', H', W') feature map."""
+        if self.flip_invariant:
+            both = self.forward_body(self.normalize(torch.cat((pixels, pixels.flip(-1)))))
+            return 0.5 * (both[: len(pixels)] + both[len(pixels):].flip(-1))
         return self.forward_body(self.normalize(pixels))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
