@@ -421,6 +421,8 @@ def test_html_page(built, library, tmp_path):
     text = page.read_text()
     assert text.count("data:image/jpeg;base64,") == 4  # the query and 3 hits
     assert "v2.mp4" in text and "#3" in text
+    assert "0:00.20–0:01.20" in text and "#t=0.20" in text  # the query moment, linked
+    assert "model: " in text and str(built) in text  # what produced the page
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
@@ -577,3 +579,22 @@ def test_no_index_hint_is_a_command_that_works(tiny_folder, tmp_path, monkeypatc
     (tmp_path / "not an index").mkdir()
     result = _invoke("query", videos / "v.mp4", "-i", tmp_path / "not an index")
     assert result.exit_code == 1 and "vsslzoo index VIDEO_FOLDER -o '" in result.output
+
+
+def test_html_page_times_links_and_provenance(tmp_path):
+    """Issue 15.14: times as the CLI prints them, each hit linked to its file (``#t=`` for
+    moments), and the model and index that produced the page."""
+    from vsslzoo.index.reader import Hit
+    from vsslzoo.index.report import render_html
+
+    video = write_video(tmp_path / "a clip.mp4", num_frames=24)
+    hits = [Hit(1, str(video), 0.9, 61.5, 63.25, 7, 3)]
+    text = render_html(str(video), hits, level="clip", start=0.5, end=1.5,
+                       model="tiny (weights sha256 0123456789ab…)", index="idx")
+    assert "1:01.50–1:03.25" in text and "61.5 s" not in text  # M:SS.ss, as the CLI
+    link = (tmp_path / "a clip.mp4").as_uri()
+    assert f'href="{link}#t=61.50"' in text and f'href="{link}#t=0.50"' in text
+    assert "model: tiny (weights sha256 0123456789ab…)" in text
+    assert f"index: {os.path.abspath('idx')}" in text
+    whole = render_html(str(video), hits, level="video")
+    assert f'href="{link}"' in whole and "#t=" not in whole

@@ -340,8 +340,9 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
 
 
 def _format_time(seconds: float) -> str:
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes)}:{secs:05.2f}"
+    from .index.report import format_time  # one format for the terminal and the page
+
+    return format_time(seconds)
 
 
 @main.command("query")
@@ -392,13 +393,16 @@ def query_command(query, index_dir, k, level, start, end, video_ref, model, devi
                 click.echo("note: the query video is in the index; it is left out of the "
                            "results", err=True)
         available = index.indices[level].ntotal
+        sha = index.manifest.get("weights_sha256")
+        produced_by = index.manifest["model"] + (f" (weights sha256 {sha[:12]}…)" if sha else "")
     if 0 < len(hits) < k:
         click.echo(f"note: only {len(hits)} result(s): the index holds {available} {level} "
                    "vector(s)" + (", less the query video's own" if left_out else ""), err=True)
     if html_path:
         from .index.report import write_html
 
-        write_html(html_path, query_label, hits, level=level, start=start, end=end)
+        write_html(html_path, query_label, hits, level=level, start=start, end=end,
+                   model=produced_by, index=index_dir)
         click.echo(f"wrote {html_path}", err=True)
     if as_json:
         click.echo(json.dumps({"query": query_label, "level": level, "start": start,
