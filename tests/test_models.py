@@ -9,15 +9,18 @@ from vsslzoo.config import PreprocessConfig
 from vsslzoo.errors import ConfigError, UnknownArchitectureError
 from vsslzoo.models import build, get_architecture, list_architectures
 
-# (architecture, model_args, parameters, feature shape at the reference input) from
-# REFERENCE.md (measured there by building the reference implementations).
+# (architecture, model_args, parameters, feature shape at the reference input), counted by
+# building the reference implementations: torchvision ``torchvision/models/video/resnet.py``
+# (r3d_18, r2plus1d_18), microsoft/CtP ``pyvrl/models/backbones/r3d.py`` (CtP R(2+1)D),
+# TengdaHan/CoCLR ``backbone/s3dg.py``, TengdaHan/MemDPC ``backbone/resnet_2d3d.py``; R3D-50
+# is CVRL's (tensorflow/models ``official/projects/video_ssl``), 31.7M in CORP Table 1.
 REFERENCE = [
     ("r3d_18", {}, 33_166_272, (512, 2, 7, 7)),
     ("r2plus1d_18", {}, 31_300_125, (512, 2, 7, 7)),
     ("r2plus1d_18", {"midplanes": "ctp", "bn_eps": 1e-3}, 33_165_639, (512, 2, 7, 7)),
     ("s3dg", {}, 9_098_000, (1024, 2, 3, 3)),
     ("r2d3d_18", {}, 14_057_536, (256, 4, 4, 4)),
-    ("r3d_50", {}, 31_672_128, (2048, 8, 7, 7)),  # REFERENCE.md: ~31.7M
+    ("r3d_50", {}, 31_672_128, (2048, 8, 7, 7)),  # CORP Table 1: 31.7M
 ]
 
 

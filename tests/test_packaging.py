@@ -66,3 +66,22 @@ def test_wheel_maps_training_and_export_into_the_package(tmp_path):
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) >= 10
+
+
+def test_the_repository_points_at_no_file_outside_it():
+    """Docstrings cite the papers (section, equation, table) and public code (repository
+    and path), never files of a development machine (issue 15.15). The patterns are
+    split so that this file does not match itself."""
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("needs the git checkout")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    patterns = ("REFERENCE" + ".md", "/wo" + "rk/", "sha" + "red/")
+    offenders = [
+        f"{name}:{number}: {line.strip()}"
+        for name in listed if name.endswith((".py", ".md")) and (ROOT / name).is_file()
+        for number, line in enumerate(
+            (ROOT / name).read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+        if any(pattern in line for pattern in patterns)
+    ]
+    assert not offenders, "\n".join(offenders)

@@ -76,8 +76,9 @@ def test_central_parameters_reproduce_a_centre_crop():  # tolerances: 0..255, fl
 
 
 def test_reference_theta_returns_frames_8_to_23():
-    """REFERENCE.md: theta [[112/128,0,0,0],[0,112/128,0,0],[0,0,0.25,-0.5]] on 64x128^2
-    -> 16x112^2 is exactly frames 8..23 (and the centre 112^2)."""
+    """ParamCrop Eq. 3-4 under PyTorch's ``affine_grid`` conventions: theta
+    [[112/128,0,0,0],[0,112/128,0,0],[0,0,0.25,-0.5]] on 64x128^2 -> 16x112^2 is exactly
+    frames 8..23 (and the centre 112^2)."""
     frames = torch.arange(64.0).view(1, 1, 64, 1, 1).expand(1, 1, 64, 128, 128)
     video = torch.cat((frames, torch.rand(1, 2, 64, 128, 128) * 255), dim=1)
     theta = torch.tensor([[[112 / 128, 0, 0, 0], [0, 112 / 128, 0, 0], [0, 0, 0.25, -0.5]]])

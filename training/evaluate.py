@@ -9,8 +9,8 @@
 * **linear**: the frozen backbone embeds every video (mean of 10 uniform clips), the
   features are z-scored with the training set's statistics, and one linear layer is
   trained with softmax cross-entropy (full batch, Adam, weight decay); top-1 accuracy on
-  the test set. (REFERENCE.md: "frozen backbone, z-scored features, one linear layer";
-  optimiser and epochs are this module's choice and switches.)
+  the test set. (Frozen backbone, z-scored features, one linear layer: the linear
+  evaluation of CORP §4.1; optimiser and epochs are this module's choice and switches.)
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ The trainer:
   wraps the model in DDP (optionally SyncBatchNorm) and shards the data with a
   DistributedSampler;
 * decodes in DataLoader workers started with ``spawn`` (FFmpeg threads and ``fork`` do
-  not mix, REFERENCE.md), skipping and counting broken videos;
+  not mix: a forked child inherits the locks of the parent's decoder threads but not the
+  threads; Python's ``multiprocessing`` docs, "Contexts and start methods"), skipping and
+  counting broken videos;
 * follows a per-iteration learning-rate array, bf16 autocast, gradient clipping;
 * writes ``metrics.jsonl`` (one object per logged step: ``step``, ``loss``, ``lr``,
   ``clips_per_s``, ``videos_per_s``, metrics), TensorBoard events when tensorboard is

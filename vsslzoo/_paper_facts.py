@@ -1,23 +1,27 @@
 """Facts transcribed from the four method papers (pure data, no logic).
 
-Sources: /work/shared/papers/{ctp,paramcrop,controllable-augmentations,corp}.txt
-(text extractions of the papers). Every number in RESULTS was copied from those
-texts; "source" names the table (or section) it appears in. Nothing here is
-measured by this project.
+Sources, the four papers: Wang et al., "Unsupervised Visual Representation Learning by
+Tracking Patches in Video" (CtP, CVPR 2021); Qing et al., "ParamCrop: Parametric Cubic
+Cropping for Video Contrastive Learning" (arXiv 2021); Qian et al., "Controllable
+Augmentations for Video Representation Learning" (arXiv 2022); Hu et al., "Contrast and
+Order Representations for Video Self-supervised Learning" (CORP, ICCV 2021). Every
+number in RESULTS was copied from them; "source" names the table (or section) it appears
+in. Nothing here is measured by this project.
 """
 
 # =============================================================================
 # PRETRAINING INPUT AND EVALUATION PROTOCOL, PER ZOO ENTRY (as the papers state)
 # "not stated" = the paper text is silent. Normalisation mean/std is stated by
-# NONE of the four papers; the conventions in /work/shared/REFERENCE.md come from
-# reference code, not from the papers.
+# NONE of the four papers; the conventions quoted below come from public reference
+# code (named by repository and path), not from the papers.
 # -----------------------------------------------------------------------------
 # ctp-r3d18-ucf101, ctp-r3d18-k400, ctp-r2plus1d-ucf101, ctp-r2plus1d-k400
 #   clip length      : 16 frames (Sec. 5.1)
 #   temporal stride  : "frame interval ranging from 1 to 5" (random per clip, Sec. 5.1)
 #   input resolution : 112x112 (Sec. 5.1); how frames are resized/cropped to 112
 #                      is not stated
-#   normalisation    : not stated (REFERENCE.md: the reference code uses ImageNet
+#   normalisation    : not stated (the reference code, microsoft/CtP
+#                      configs/ctp/pretraining_runtime_ucf.py, GroupToTensor: ImageNet
 #                      mean (0.485,0.456,0.406) / std (0.229,0.224,0.225) on RGB/255)
 #   UCF pretraining  : train split 1 of UCF-101 (Sec. 5.1 footnote)
 #   backbone change  : last stage spatial stride 1 during pretraining only
@@ -43,8 +47,9 @@ measured by this project.
 #                      frames, by interpolation)
 #   input resolution : 16x112^2 views from 128^2 input; spatial scale s_p in
 #                      [0.5, 1.0]; rotation fixed to 0; no aspect-ratio change
-#   normalisation    : not stated (REFERENCE.md: Alibaba codebase uses mean 0.45,
-#                      std 0.225 per channel; not from the paper)
+#   normalisation    : not stated (Alibaba's video codebase, alibaba-mmai-research/
+#                      TAdaConv configs/pool/base.yaml, uses mean 0.45, std 0.225 per
+#                      channel; not from the paper)
 #   fine-tune eval   : 32x224^2 (Sec. 4), although Table 9 also has a 112 row and
 #                      a 64-frame ('*') row; Adam, batch 128, wd 1e-3, lr 2e-4
 #                      (full) / 2e-3 (linear)
@@ -76,8 +81,10 @@ measured by this project.
 #   clip length      : 16 frames (Sec. 4.1)
 #   temporal stride  : 2 on K400 ("covers 32 continues frames"); 1 on SSv2
 #                      ("due to the short average video length") (Sec. 4.1)
-#   input resolution : not stated in the CORP paper (REFERENCE.md says 16x224^2,
-#                      following CVRL; that is not in this text)
+#   input resolution : not stated in the CORP paper (CVRL, whose setting CORP follows,
+#                      pretrains at 16x224^2, stride 2: tensorflow/models
+#                      official/projects/video_ssl/configs/experiments/
+#                      cvrl_pretrain_k600_200ep.yaml; that is not in the CORP paper)
 #   normalisation    : not stated
 #   linear eval      : frozen backbone incl. BN statistics, z-scored features,
 #                      32 frames at the pretraining stride, SGD momentum 0.9,
@@ -199,9 +206,9 @@ METHODS: dict[str, dict] = {
     "corp": {
         "title": "Contrast and Order Representations for Video Self-supervised Learning",
         "authors": "Kai Hu, Jie Shao, Yuan Liu, Bhiksha Raj, Marios Savvides, Zhiqiang Shen",
-        # corp.txt carries the CVF watermark "This ICCV paper is the Open Access
-        # version"; the year is not printed in it, but paramcrop.txt ref. [23]
-        # cites this paper as ICCV 2021, pages 7939-7949. No arXiv id in the text.
+        # The paper is the CVF Open Access version ("This ICCV paper is the Open
+        # Access version"); it prints no year, but the ParamCrop paper's ref. [23]
+        # cites it as ICCV 2021, pages 7939-7949. No arXiv id in the text.
         "venue": "ICCV 2021",
         "year": 2021,
         "arxiv": None,

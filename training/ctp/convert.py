@@ -1,6 +1,7 @@
 """Convert CtP checkpoints that exist in the wild into vsslzoo model folders.
 
-Two layouts are recognised, by key names *and* tensor shapes (REFERENCE.md):
+Two layouts are recognised, by key names *and* tensor shapes (names as in microsoft/CtP
+``pyvrl/models/backbones/r3d.py`` and torchvision ``torchvision/models/video/resnet.py``):
 
 * **mmcv** (microsoft/CtP ``pyvrl``): ``{"state_dict": ...}``, keys ``module.``-prefixed
   or not, backbone under ``backbone.``: ``stem.conv_s|bn_s|conv_t|bn_t`` (R(2+1)D) or

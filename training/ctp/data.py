@@ -1,9 +1,11 @@
 """CtP training samples: a clip with pasted patches and their trajectories.
 
-Per video (REFERENCE.md): 16 frames at a frame stride drawn from 1..5 starting at a
-random time; the short side scaled to 112 / 128 / 144, a random 112 x 112 crop, a
-horizontal flip with probability 0.5, mild colour jitter; then three trajectories are
-synthesised in crop coordinates and their patches pasted (with MRM).
+Per video (paper §5.1 for the clip length, stride range and resolution; the rest is the
+reference pipeline, microsoft/CtP ``configs/ctp/pretraining_runtime_ucf.py``): 16 frames
+at a frame stride drawn from 1..5 starting at a random time; the short side scaled to
+112 / 128 / 144, a random 112 x 112 crop, a horizontal flip with probability 0.5, mild
+colour jitter; then three trajectories are synthesised in crop coordinates and their
+patches pasted (with MRM).
 """
 
 from __future__ import annotations

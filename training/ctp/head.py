@@ -1,4 +1,5 @@
-"""CtP's prediction head (paper §3.2; layer details from REFERENCE.md).
+"""CtP's prediction head (paper §3.2 and §5.1; layer details and initialisation from
+microsoft/CtP ``pyvrl/models/pretraining/ctp/ctp_head.py``).
 
 features ``(B, C, T', H', W')`` --Conv3d (T', 1, 1) + bias, ReLU: squeeze time-->
 ``(B, C, 1, H', W')`` --RoIAlign 5x5 at the backbone's stride (1/8 with CtP's

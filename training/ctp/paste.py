@@ -1,6 +1,7 @@
 """CtP patch pasting: make the clip whose patches the network must track (paper §3.3).
 
-For each trajectory (largest first, REFERENCE.md): copy the image patch under the
+For each trajectory (largest first, as ``PatchMask._apply_image`` in microsoft/CtP
+``pyvrl/models/pretraining/ctp/ctp_transforms.py``): copy the image patch under the
 trajectory's box in one random frame of the same clip, then paste it, resized to the
 trajectory's box, into the frames: frame 0 always, every other frame with probability
 ``paste_prob`` (0.8). Frames where it is not pasted keep their targets: the masked region

@@ -1,5 +1,7 @@
-"""RoIAlign (He et al., Mask R-CNN), as CtP's head uses it: 5x5 output, spatial scale 1/8,
-sampling ratio 2, ``aligned=True`` (REFERENCE.md).
+"""RoIAlign (He et al., Mask R-CNN), as CtP's head uses it: 5x5 output (CtP §5.1), spatial
+scale 1/8, sampling ratio 2, ``aligned=True`` (microsoft/CtP
+``pyvrl/models/pretraining/ctp/ctp_head.py``, with the head settings of
+``configs/ctp/r3d_18_ucf101/pretraining.py``).
 
 torchvision cannot be installed beside this project's PyTorch build, so this is a
 vectorised implementation of torchvision's ``roi_align`` semantics (the same sample

@@ -1,4 +1,6 @@
-"""CtP regression targets, their inverse, the loss and the IoU (paper §3.2, REFERENCE.md).
+"""CtP regression targets, their inverse, the loss and the IoU (paper §3.2: the box
+decoding and Smooth-L1 distance equations; the reference loss is ``CtPHead.loss`` in
+microsoft/CtP ``pyvrl/models/pretraining/ctp/ctp_head.py``).
 
 Boxes are ``(cx, cy, w, h)`` in pixels. For frame i of a trajectory whose query box in
 frame 1 is ``(x1, y1, w1, h1)`` the targets are (the inverse of the paper's decoding

@@ -8,7 +8,9 @@ Patches in Video", CVPR 2021).
     python -m vsslzoo.training ctp --resume runs/ctp      # continues where it stopped
     python -m vsslzoo.training ctp --data synth/labels.csv --preset smoke --out runs/smoke
 
-Presets (the paper's, §5.1 and REFERENCE.md; batch is the *total* over all processes):
+Presets (the paper's §5.1, and the reference configs microsoft/CtP
+``configs/ctp/pretraining_runtime_ucf.py`` / ``pretraining_runtime_kinetics.py``; batch
+is the *total* over all processes):
 
 =======  =====  ======  ==========  ============  ====================================
 preset   batch  lr      epochs      lr steps at   input

@@ -1,4 +1,5 @@
-"""CtP trajectory synthesis (paper §3.3 and Appendix G; details from REFERENCE.md).
+"""CtP trajectory synthesis (paper §3.3, §5.1 and Appendix G; details from the reference
+code, ``PatchMask`` in microsoft/CtP ``pyvrl/models/pretraining/ctp/ctp_transforms.py``).
 
 A trajectory is a box ``(cx, cy, w, h)`` (pixels) per frame of a clip:
 

@@ -9,8 +9,9 @@ and the output grid is sampled trilinearly from the input video (Eq. 4).
 Coordinates follow ``F.affine_grid``: the last axis of the grid is (x = width, y = height,
 t = time), each normalised to [-1, 1] with ``align_corners=False`` (so a 64x128^2 input
 cropped with ``s_p = 112/128, s_t = 1/4`` at zero offsets returns exactly the centre
-112^2 pixels of frames 24..39, and ``Δt = -0.5`` moves that to frames 8..23;
-REFERENCE.md).
+112^2 pixels of frames 24..39, and ``Δt = -0.5`` moves that to frames 8..23: Eq. 3-4
+under PyTorch's documented ``affine_grid`` / ``grid_sample`` conventions, checked in
+``tests/test_paramcrop.py``).
 
 Choices where the paper is silent (each a :class:`CropConfig` field):
 

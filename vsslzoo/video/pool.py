@@ -4,7 +4,8 @@ Each worker takes one video at a time: probe, plan the clips, read them, and sen
 to the parent in chunks of ``chunk_clips``. The result queue is bounded, so memory is
 bounded by the chunks in flight whatever the videos' lengths. Workers are started with
 the ``spawn`` method: a pool forked after PyAV/FFmpeg threads ran in the parent can hang
-(REFERENCE.md). A worker that dies (a crash inside FFmpeg) costs only the video it was
+(a forked child inherits the locks of those threads but not the threads; Python's
+``multiprocessing`` docs, "Contexts and start methods"). A worker that dies (a crash inside FFmpeg) costs only the video it was
 on: that video is reported as an error and a new worker takes its place. A worker dies
 with its parent (:func:`~vsslzoo.lifetime.exit_with_parent`), even one killed with -9.
 
