@@ -161,3 +161,19 @@ def test_flip_invariant_embeds_a_mirror_image_like_the_original(arch):
         torch.testing.assert_close(symmetric.forward_features(mirrored), features.flip(-1))
     with pytest.raises(ConfigError, match="flip_invariant must be"):
         build(arch, flip_invariant="yes")
+
+
+def test_per_clip_normalisation_ignores_brightness_and_contrast_of_the_whole_clip():
+    from vsslzoo.models.common import InputNormalization
+
+    clip_norm = InputNormalization.from_config(PreprocessConfig(normalize="clip"))
+    x = torch.randint(30, 180, (2, 3, 4, 16, 16)).float()
+    out = clip_norm(x)
+    naive = torch.stack([(c - c.mean()) / (c.std(unbiased=False) + 1.0) for c in x])
+    torch.testing.assert_close(out, naive)
+    torch.testing.assert_close(clip_norm(x + 35), out)  # a brightness offset: no change
+    assert (clip_norm(x * 1.3) - out).abs().max() < 0.02  # a gain: the +1 guard only
+    dataset_norm = InputNormalization.from_config(PreprocessConfig())
+    assert (dataset_norm(x + 35) - dataset_norm(x)).abs().min() > 0.1
+    with pytest.raises(ConfigError, match="normalize must be"):
+        PreprocessConfig(normalize="frame")

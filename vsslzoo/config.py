@@ -57,6 +57,11 @@ class PreprocessConfig:
         mean, std: per-channel statistics on the [0, 1] scale, in ``channel_order``.
         channel_order: "rgb" or "bgr": the order the network expects. Decoders always
             produce RGB; the network's input module reorders if needed.
+        normalize: "dataset" (default): ``(x / 255 - mean) / std`` with the data set's
+            statistics above; "clip": each clip is standardised by its own mean and
+            standard deviation over all channels and pixels (``(x - m) / (s + 1)`` on the
+            0..255 scale; ``mean``/``std`` unused), so a global brightness shift or
+            contrast change of the video leaves the network's input unchanged.
     """
 
     num_frames: int = 16
@@ -67,6 +72,7 @@ class PreprocessConfig:
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
     channel_order: str = "rgb"
+    normalize: str = "dataset"
 
     def __post_init__(self) -> None:
         crop = self.crop
@@ -92,6 +98,10 @@ class PreprocessConfig:
             raise ConfigError("preprocess.mean and preprocess.std need 3 values (one per channel)")
         if min(self.std) <= 0:
             raise ConfigError(f"preprocess.std must be positive, got {self.std}")
+        if self.normalize not in ("dataset", "clip"):
+            raise ConfigError(
+                f"preprocess.normalize must be 'dataset' or 'clip', got {self.normalize!r}"
+            )
         if self.channel_order not in ("rgb", "bgr"):
             raise ConfigError(
                 f"preprocess.channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}"

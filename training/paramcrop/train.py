@@ -112,6 +112,8 @@ class Preset:
     moco_momentum: float = 0.999
     augment_after_crop: bool = False
     blur_prob: float = 0.0
+    normalize: str = "dataset"  # the backbone's input normalisation (PreprocessConfig)
+    flip_invariant_export: bool = False  # export with model_args flip_invariant=True
     data: ParamCropDataConfig = field(default_factory=ParamCropDataConfig)
 
 
@@ -129,23 +131,25 @@ PRESETS = {
     # the embedded default model (vsslzoo.DEFAULT_MODEL), trained on this project's
     # corpus (python -m vsslzoo.training.data.corpus) on a 2-core CPU: see DEFAULT_CPU_NOTES
     "default-cpu": Preset(
-        batch=32, lr=1e-3, epochs=None, steps=600, warmup_epochs=5, width=0.25,
+        batch=32, lr=1e-3, epochs=None, steps=500, warmup_epochs=5, width=0.25,
         optimizer="adam", weight_decay=1e-5, out_frames=8, out_size=112,
-        augment_after_crop=True, blur_prob=0.5,
+        augment_after_crop=True, blur_prob=0.5, normalize="clip",
+        flip_invariant_export=True,
         data=ParamCropDataConfig(input_frames=16, input_stride=2, input_size=128,
                                  short_sides=(128, 160)),
     ),
 }
 
 
-def export_preprocess(data: ParamCropDataConfig, crop: CropConfig) -> PreprocessConfig:
+def export_preprocess(data: ParamCropDataConfig, crop: CropConfig,
+                      normalize: str = "dataset") -> PreprocessConfig:
     """The test-time input equivalent of a central ParamCrop: ``out_frames`` frames over
     ``fixed_temporal_scale`` of the input span, the centre ``out_size`` of ``input_size``."""
     span = data.input_frames * data.input_stride * crop.fixed_temporal_scale
     return PreprocessConfig(num_frames=crop.out_frames,
                             frame_stride=max(1, round(span / crop.out_frames)),
                             resize=data.input_size, crop=(crop.out_size, crop.out_size),
-                            mean=MEAN, std=STD)
+                            mean=MEAN, std=STD, normalize=normalize)
 
 
 def build_configs(preset: Preset, *, framework: str = "simclr", seed: int = 0,
@@ -239,8 +243,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     steps_per_epoch = max(len(videos) // total_batch, 1)
     steps = args.steps or preset.steps or preset.epochs * steps_per_epoch
     warmup = min(preset.warmup_epochs * steps_per_epoch, steps - 1)
-    preprocess = export_preprocess(data_config, model_config.crop)
+    preprocess = export_preprocess(data_config, model_config.crop, preset.normalize)
     model_args: dict[str, Any] = {} if width == 1.0 else {"width": width}
+    # the exported backbone may add a weight-free symmetrisation (vsslzoo.models.build)
+    export_args = ({**model_args, "flip_invariant": True} if preset.flip_invariant_export
+                   else model_args)
     model = ParamCropModel(args.arch, model_args, preprocess, model_config)
     lr = args.lr or preset.lr * total_batch / preset.batch
     config = TrainConfig(
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         workers=args.workers, seed=args.seed, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every, max_steps=args.max_steps)
     export = backbone_exporter(
-        "paramcrop", args, args.arch, model_args, preprocess,
+        "paramcrop", args, args.arch, export_args, preprocess,
         notes=lambda: (f"{args.framework}, preset {args.preset}, {trainer.step} steps, "
                        f"batch {total_batch}"))
     trainer = Trainer(config, model, dataset, export=export,

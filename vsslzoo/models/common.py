@@ -42,7 +42,10 @@ class InputNormalization(nn.Module):
     """Pixels ``(B, 3, T, H, W)`` (uint8 or float, 0..255, RGB) -> normalised float32.
 
     Computes ``(x / 255 - mean) / std`` as ``x * scale + shift``; reorders channels to
-    BGR first when the network was trained on BGR.
+    BGR first when the network was trained on BGR. With ``per_clip`` (preprocess
+    ``normalize="clip"``) each clip is instead standardised by its own statistics over
+    (C, T, H, W): ``(x - m) / (s + 1)`` on the 0..255 scale, invariant to a brightness
+    offset and a contrast gain applied to the whole clip.
     """
 
     def __init__(
@@ -50,8 +53,10 @@ class InputNormalization(nn.Module):
         mean: Sequence[float],
         std: Sequence[float],
         channel_order: str = "rgb",
+        per_clip: bool = False,
     ) -> None:
         super().__init__()
+        self.per_clip = per_clip
         mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1)
         std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1)
         if channel_order == "bgr":
@@ -66,7 +71,8 @@ class InputNormalization(nn.Module):
 
     @classmethod
     def from_config(cls, preprocess: PreprocessConfig) -> InputNormalization:
-        return cls(preprocess.mean, preprocess.std, preprocess.channel_order)
+        return cls(preprocess.mean, preprocess.std, preprocess.channel_order,
+                   per_clip=preprocess.normalize == "clip")
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.dim() != 5 or pixels.shape[1] != 3:
@@ -77,6 +83,11 @@ class InputNormalization(nn.Module):
             pixels = pixels.flip(1)
         # Compute in float32 (never in uint8, never in the autocast dtype: a 0..255
         # range loses precision in fp16); the first convolution casts as autocast says.
+        if self.per_clip:
+            x = pixels.to(self.scale.dtype)
+            mean = x.mean(dim=(1, 2, 3, 4), keepdim=True)
+            std = (x - mean).square().mean(dim=(1, 2, 3, 4), keepdim=True).sqrt()
+            return (x - mean) / (std + 1.0)
         return pixels.to(self.scale.dtype) * self.scale + self.shift
 
 
