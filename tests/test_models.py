@@ -169,11 +169,14 @@ def test_per_clip_normalisation_ignores_brightness_and_contrast_of_the_whole_cli
     clip_norm = InputNormalization.from_config(PreprocessConfig(normalize="clip"))
     x = torch.randint(30, 180, (2, 3, 4, 16, 16)).float()
     out = clip_norm(x)
-    naive = torch.stack([(c - c.mean()) / (c.std(unbiased=False) + 1.0) for c in x])
+    naive = torch.stack([(c - c.mean()) / (c.var(unbiased=False) + 1.0).sqrt() for c in x])
     torch.testing.assert_close(out, naive)
     torch.testing.assert_close(clip_norm(x + 35), out)  # a brightness offset: no change
     assert (clip_norm(x * 1.3) - out).abs().max() < 0.02  # a gain: the +1 guard only
     dataset_norm = InputNormalization.from_config(PreprocessConfig())
     assert (dataset_norm(x + 35) - dataset_norm(x)).abs().min() > 0.1
+    flat = torch.zeros(1, 3, 2, 4, 4, requires_grad=True)  # a flat clip: finite gradient
+    clip_norm(flat).sum().backward()
+    assert torch.isfinite(flat.grad).all()
     with pytest.raises(ConfigError, match="normalize must be"):
         PreprocessConfig(normalize="frame")

@@ -59,7 +59,7 @@ class PreprocessConfig:
             produce RGB; the network's input module reorders if needed.
         normalize: "dataset" (default): ``(x / 255 - mean) / std`` with the data set's
             statistics above; "clip": each clip is standardised by its own mean and
-            standard deviation over all channels and pixels (``(x - m) / (s + 1)`` on the
+            standard deviation over all channels and pixels (``(x - m) / sqrt(v + 1)`` on the
             0..255 scale; ``mean``/``std`` unused), so a global brightness shift or
             contrast change of the video leaves the network's input unchanged.
     """

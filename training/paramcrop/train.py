@@ -23,7 +23,7 @@ k400-ablation  1024   0.3    20      2       as k400 (the paper's ablation lengt
 gpu-check      64     0.019  300 st. 2       as k400, one GPU (the device check's curve)
 smoke          8      1e-3   20 st.  --      16 x 48^2 -> 8 x 32^2, width 1/8, Adam,
                                              crop MLP lr x20, jitter after crop (CPU)
-default-cpu    32     1e-3   600 st. 5       16 x 128^2 (stride 2) -> 8 x 112^2, S3D-G
+default-cpu    32     1e-3   300 st. 5       16 x 128^2 (stride 2) -> 8 x 112^2, S3D-G
                                              x1/4, Adam, blur, jitter after crop (CPU)
 =============  =====  =====  ======  ======  ======================================
 
@@ -31,23 +31,40 @@ default-cpu    32     1e-3   600 st. 5       16 x 128^2 (stride 2) -> 8 x 112^2,
 CPU in about an hour, on the corpus of :mod:`vsslzoo.training.data.corpus`::
 
     python -m vsslzoo.training.data.corpus corpus/
-    python -m vsslzoo.training paramcrop --data corpus/train.csv --arch s3dg \
+    python -m vsslzoo.training paramcrop --data corpus/train.csv --arch s3dg \\
         --preset default-cpu --workers 1 --out runs/default
+
+On Linux, run it with jemalloc (Debian: ``apt-get install libjemalloc2``), prefixing the
+command with ``LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1``: with glibc's malloc the large
+per-step tensors go back to the kernel and are faulted in again every step, which spent
+more than half of the process's CPU time in the kernel on the 2-core machine (measured:
+5.4 s system against 4.4 s user in 5 s of wall time; with jemalloc 0.02 s system against
+15.6 s user in 10 s). The weights do not depend on the allocator.
 
 Its deviations from the paper (§4), each for a 2-core CPU and for retrieval of footage:
 
 * S3D-G at width 1/4 (256-d embedding, 0.59 M parameters), 8 x 112^2 views cut from
   16-frame cubes at stride 2 (the paper: full S3D-G, 16 x 112^2 from 64 x 128^2). Chosen
-  by measurement on the 2-core machine (``bench/RESULTS.md``): 16.5 ms per clip for
-  inference, ~6 s per training step of 32 videos; R(2+1)D-18 x1/4 and R3D-18 x1/4 cost
-  2-2.5x more per clip, R-2D3D-18 x1/2 about 4x more per training step.
+  by measurement on the 2-core machine: 16.5 ms per clip for inference and ~6 s per
+  training step of 32 videos, against 31-41 ms per clip for S3D-G x1/2, R(2+1)D-18 x1/4
+  and R3D-18 x1/4 at the same input, and ~4x the step time for R-2D3D-18 x1/2.
 * Adam (lr 1e-3, weight decay 1e-5, 5 epochs warm-up, cosine) at batch 32 instead of
-  LARS at batch 1024: LARS at lr 0.3 x 32/1024 barely moves in 600 steps.
+  LARS at batch 1024: LARS at lr 0.3 x 32/1024 barely moves in a few hundred steps.
+* Per-clip input standardisation (``normalize="clip"``: each clip minus its mean, over
+  its standard deviation) instead of fixed mean/std: a brightness offset or contrast
+  change of the whole video no longer moves the embedding. Measured on the held-out
+  footage of ``bench/retrieval.py`` at step 175 of a run with the fixed statistics: a
+  +35 brightness shift found its source 3 times in 12, against 11 in 12 for the naive
+  thumbnail baseline, which is zero-mean by construction.
 * Gaussian blur on half the views (sigma 0.1-1.5 px), so that low-resolution re-encodes
   embed near their source; flip and colour jitter after the crop (cheaper; they nearly
   commute with it).
-* 600 steps (about 100 epochs of the 205-video corpus, each epoch a new random cube per
-  video) instead of 100 epochs of Kinetics-400.
+* The exported backbone is flip-invariant (``flip_invariant=True``: a weight-free
+  symmetrisation, twice the inference cost): measured at step 175 of the same run, flipped
+  queries found their source 10 times in 12 instead of 5.
+* 300 steps (50 epochs of the 201-video corpus, each epoch a new random cube per video)
+  instead of 100 epochs of Kinetics-400.
 
 LARS (momentum 0.9, trust 0.001), linear warm-up then cosine decay (the schedule and the
 warm-up length are not in the paper; SimCLR's). SimCLR τ = 0.1; MoCo τ = 0.2, queue
@@ -131,7 +148,7 @@ PRESETS = {
     # the embedded default model (vsslzoo.DEFAULT_MODEL), trained on this project's
     # corpus (python -m vsslzoo.training.data.corpus) on a 2-core CPU: see DEFAULT_CPU_NOTES
     "default-cpu": Preset(
-        batch=32, lr=1e-3, epochs=None, steps=500, warmup_epochs=5, width=0.25,
+        batch=32, lr=1e-3, epochs=None, steps=300, warmup_epochs=5, width=0.25,
         optimizer="adam", weight_decay=1e-5, out_frames=8, out_size=112,
         augment_after_crop=True, blur_prob=0.5, normalize="clip",
         flip_invariant_export=True,

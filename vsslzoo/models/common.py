@@ -44,8 +44,10 @@ class InputNormalization(nn.Module):
     Computes ``(x / 255 - mean) / std`` as ``x * scale + shift``; reorders channels to
     BGR first when the network was trained on BGR. With ``per_clip`` (preprocess
     ``normalize="clip"``) each clip is instead standardised by its own statistics over
-    (C, T, H, W): ``(x - m) / (s + 1)`` on the 0..255 scale, invariant to a brightness
-    offset and a contrast gain applied to the whole clip.
+    (C, T, H, W): ``(x - m) / sqrt(v + 1)`` on the 0..255 scale (``v`` the variance; the
+    +1 keeps flat clips finite and the gradient bounded: ``sqrt`` at 0 has an infinite
+    slope, which turned a training run's crop network into NaN), invariant to a
+    brightness offset and nearly to a contrast gain applied to the whole clip.
     """
 
     def __init__(
@@ -86,8 +88,8 @@ class InputNormalization(nn.Module):
         if self.per_clip:
             x = pixels.to(self.scale.dtype)
             mean = x.mean(dim=(1, 2, 3, 4), keepdim=True)
-            std = (x - mean).square().mean(dim=(1, 2, 3, 4), keepdim=True).sqrt()
-            return (x - mean) / (std + 1.0)
+            variance = (x - mean).square().mean(dim=(1, 2, 3, 4), keepdim=True)
+            return (x - mean) / (variance + 1.0).sqrt()
         return pixels.to(self.scale.dtype) * self.scale + self.shift
 
 
