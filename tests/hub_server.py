@@ -18,13 +18,40 @@ mapping).  ``LoopbackHub`` serves, on 127.0.0.1 and an ephemeral port, just what
   with ``X-Repo-Commit``).  Any other path answers a 404 JSON body.
 
 ``rev`` is a branch, a tag or a full 40-hex commit id, URL-quoted as the client
-sends it.  Only model repos with ``org/name`` ids are modelled; no auth, no xet,
-no uploads.  ``point_client_at`` points an imported ``huggingface_hub`` at a
-server (and at a private cache) for the duration of one pytest test.
+sends it.  Only model repos with ``org/name`` ids are modelled; no xet.
+``point_client_at`` points an imported ``huggingface_hub`` at a server (and at a
+private cache) for the duration of one pytest test, with Xet uploads off.
+
+Uploads, as ``HfApi.create_repo`` + ``HfApi.create_commit`` send them when Xet is
+off (``HF_HUB_DISABLE_XET``; the LFS protocol of ``_commit_api.py`` / ``lfs.py``):
+
+* ``POST /api/repos/create``: ``{"name", "organization", "visibility"}``; a new repo
+  gets a first commit holding ``.gitattributes`` (as on the Hub); an existing one
+  answers 409, which ``exist_ok=True`` accepts.
+* ``POST /api/validate-yaml``: the README's front matter, parsed with PyYAML.
+* ``POST /api/models/{repo}/preupload/{rev}``: ``uploadMode`` "lfs" for the suffixes
+  in ``LFS_SUFFIXES``, else "regular", and the ``oid`` the file has at ``rev`` (sha256
+  for LFS files, git blob sha1 for others: what the client compares to skip it).
+* ``POST /{repo}.git/info/lfs/objects/batch``: basic-transfer ``upload`` and
+  ``verify`` actions (none for an object already stored); ``PUT /_lfs/{oid}`` stores
+  the bytes when they hash to ``oid``; ``POST /_lfs/{oid}/verify``.
+* ``POST /api/models/{repo}/commit/{branch}``: the ndjson commit (``header``,
+  base64 ``file``, ``lfsFile`` whose oid must have been uploaded, ``deletedFile``);
+  the new tree is the branch's tree with these changes; ``parentCommit`` must be the
+  branch head (412 otherwise).  Answers ``{"commitOid", "commitUrl"}``.
+* ``GET /api/models/{repo}[/revision/{rev}]?blobs=true``: siblings with ``size``,
+  ``blobId`` and ``lfs`` ``{"sha256", "size", "pointerSize"}``
+  (``model_info(files_metadata=True)``).
+
+Auth: ``write_tokens`` None (the default) accepts every write.  A set of tokens makes
+a write without one of them answer 401 ("Invalid credentials in Authorization header"),
+and one with a token of ``read_only_tokens`` 403, as the Hub does.  Reads never need a
+token.  ``commits`` logs ``(repo_id, commit, summary, description)`` of every upload.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -68,6 +95,11 @@ class LoopbackHub:
         self._counter = 0
         self._failures: list[int] = []
         self.requests: list[tuple[str, str]] = []  # (method, path as sent, without query), appended under a lock
+        self.write_tokens: set[str] | None = None  # None: writes need no token
+        self.read_only_tokens: set[str] = set()  # tokens that may read but not write (403)
+        self.visibility: dict[str, str | None] = {}  # repo_id -> visibility asked at creation
+        self.commits: list[tuple[str, str, str, str]] = []  # (repo_id, sha, summary, description)
+        self._lfs: dict[str, bytes] = {}  # uploaded LFS objects by sha256
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -105,6 +137,13 @@ class LoopbackHub:
                 repo["refs"][tag] = sha
             return sha
 
+    def files(self, repo_id: str, rev: str = "main") -> dict[str, bytes]:
+        """The tree of ``repo_id`` at a branch, tag or commit: path -> bytes."""
+        with self._lock:
+            repo = self._repos[repo_id]
+            sha = rev if rev in repo["commits"] else repo["refs"][rev]
+            return {path: f.data for path, f in repo["commits"][sha].items()}
+
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         """Answer the next ``n`` requests with a bare ``status`` error (simulates Hub downtime)."""
         with self._lock:
@@ -124,18 +163,22 @@ class LoopbackHub:
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         split = urlsplit(h.path)
+        body = _read_body(h) if method in ("POST", "PUT") else b""
         with self._lock:
             self.requests.append((method, split.path))
             failure = self._failures.pop(0) if self._failures else None
         if failure is not None:
             return _reply(h, method, failure, {"error": "injected failure"})
         parts = split.path.strip("/").split("/")
+        if method in ("POST", "PUT"):
+            return self._write(h, method, split, parts, body)
         if len(parts) >= 5 and parts[2] == "resolve":
             return self._resolve(h, method, "/".join(parts[:2]), unquote(parts[3]), unquote("/".join(parts[4:])))
         if method == "GET" and len(parts) >= 4 and parts[:2] == ["api", "models"]:
             repo_id, rest = "/".join(parts[2:4]), parts[4:]
             if not rest or (len(rest) == 2 and rest[0] == "revision"):
-                return self._info(h, repo_id, unquote(rest[1]) if rest else "main")
+                blobs = parse_qs(split.query).get("blobs", [""])[-1].lower() in ("1", "true")
+                return self._info(h, repo_id, unquote(rest[1]) if rest else "main", blobs)
             if len(rest) in (2, 3) and rest[0] == "tree":
                 query = {k: v[-1].lower() for k, v in parse_qs(split.query).items()}
                 prefix = unquote(rest[2]).strip("/") if len(rest) == 3 else ""
@@ -174,11 +217,17 @@ class LoopbackHub:
             headers["Content-Range"] = f"bytes {first}-{last}/{size}"
         _send(h, method, status, body, headers)
 
-    def _info(self, h, repo_id: str, rev: str) -> None:
+    def _info(self, h, repo_id: str, rev: str, blobs: bool = False) -> None:
         if (found := self._lookup(h, "GET", repo_id, rev)) is None:
             return
         sha, files = found
         siblings = [{"rfilename": p} for p in sorted(files)]
+        if blobs:  # model_info(files_metadata=True)
+            for sibling in siblings:
+                f = files[sibling["rfilename"]]
+                sibling.update({"size": len(f.data), "blobId": f.oid})
+                if f.lfs:
+                    sibling["lfs"] = {"sha256": f.sha256, "size": len(f.data), "pointerSize": f.pointer_size}
         _reply(h, "GET", 200, {"id": repo_id, "sha": sha, "siblings": siblings})
 
     def _tree(self, h, repo_id: str, rev: str, prefix: str, recursive: bool) -> None:
@@ -204,6 +253,156 @@ class LoopbackHub:
         _reply(h, "GET", 200, [entries[k] for k in sorted(entries)])
 
 
+    # -- uploads ----------------------------------------------------------------------
+
+    def _write(self, h, method: str, split, parts: list[str], body: bytes) -> None:
+        """POST/PUT routes of an upload (see the module docstring)."""
+        if method == "PUT" and len(parts) == 2 and parts[0] == "_lfs":
+            return self._lfs_put(h, parts[1], body)
+        if method == "POST" and len(parts) == 3 and parts[0] == "_lfs" and parts[2] == "verify":
+            with self._lock:
+                stored = parts[1] in self._lfs
+            return _reply(h, method, 200 if stored else 404, {"ok": stored})
+        if parts == ["api", "validate-yaml"]:
+            return self._validate_yaml(h, body)
+        if parts == ["api", "repos", "create"]:
+            return self._create_repo(h, json.loads(body))
+        if len(parts) == 6 and parts[1].endswith(".git") and parts[2:] == ["info", "lfs", "objects", "batch"]:
+            repo_id = f"{parts[0]}/{parts[1][:-4]}"
+            return self._lfs_batch(h, repo_id, json.loads(body))
+        if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] in ("preupload", "commit"):
+            repo_id, rev = "/".join(parts[2:4]), unquote("/".join(parts[5:]))
+            if not self._may_write(h, repo_id):
+                return
+            if parts[4] == "preupload":
+                return self._preupload(h, repo_id, rev, json.loads(body))
+            return self._commit(h, repo_id, rev, body)
+        _reply(h, method, 404, {"error": f"Not imitated by LoopbackHub: {method} {split.path}"})
+
+    def _may_write(self, h, repo_id: str) -> bool:
+        """True if the request's token may write; else answers 401/403 as the Hub does."""
+        if self.write_tokens is None:
+            return True
+        auth = h.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        if token in self.write_tokens:
+            return True
+        if token in self.read_only_tokens:
+            what = f"You don't have the rights to write to {repo_id}"
+            _reply(h, "POST", 403, {"error": what}, {"X-Error-Message": what})
+        else:
+            what = "Invalid credentials in Authorization header"
+            _reply(h, "POST", 401, {"error": what}, {"X-Error-Message": what})
+        return False
+
+    def _create_repo(self, h, payload: dict) -> None:
+        repo_id = f"{payload.get('organization')}/{payload.get('name')}"
+        if not self._may_write(h, repo_id):
+            return
+        with self._lock:
+            exists = repo_id in self._repos
+        url = f"{self.endpoint}/{repo_id}"
+        if exists:
+            return _reply(h, "POST", 409, {"error": "You already created this model repo", "url": url})
+        self.visibility[repo_id] = payload.get("visibility")
+        self.add_commit(repo_id, {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"})
+        _reply(h, "POST", 200, {"url": url, "name": repo_id})
+
+    def _validate_yaml(self, h, body: bytes) -> None:
+        import yaml
+
+        content = json.loads(body).get("content", "")
+        if content.startswith("---\n"):
+            try:
+                yaml.safe_load(content[4 : content.index("\n---\n", 4)])
+            except (ValueError, yaml.YAMLError) as exc:
+                return _reply(h, "POST", 400, {"errors": [{"message": str(exc)}]})
+        _reply(h, "POST", 200, {"errors": [], "warnings": []})
+
+    def _preupload(self, h, repo_id: str, rev: str, payload: dict) -> None:
+        if (found := self._lookup(h, "POST", repo_id, rev)) is None:
+            return
+        _, files = found
+        answer = []
+        for item in payload["files"]:
+            path = item["path"]
+            current = files.get(path)
+            oid = None if current is None else current.sha256 if current.lfs else current.oid
+            answer.append({"path": path, "uploadMode": "lfs" if path.endswith(LFS_SUFFIXES) else "regular",
+                           "shouldIgnore": False, "oid": oid})
+        _reply(h, "POST", 200, {"files": answer, "commitOid": found[0]})
+
+    def _lfs_batch(self, h, repo_id: str, payload: dict) -> None:
+        if not self._may_write(h, repo_id):
+            return
+        objects = []
+        for obj in payload.get("objects", []):
+            answer = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            with self._lock:
+                stored = obj["oid"] in self._lfs
+            if not stored:
+                href = f"{self.endpoint}/_lfs/{obj['oid']}"
+                answer["actions"] = {"upload": {"href": href}, "verify": {"href": href + "/verify"}}
+            objects.append(answer)
+        _reply(h, "POST", 200, {"transfer": "basic", "objects": objects})
+
+    def _lfs_put(self, h, oid: str, body: bytes) -> None:
+        if hashlib.sha256(body).hexdigest() != oid:
+            return _reply(h, "PUT", 400, {"error": f"uploaded bytes do not hash to {oid}"})
+        with self._lock:
+            self._lfs[oid] = body
+        _reply(h, "PUT", 200, {})
+
+    def _commit(self, h, repo_id: str, branch: str, body: bytes) -> None:
+        if (found := self._lookup(h, "POST", repo_id, branch)) is None:
+            return
+        head, files = found
+        tree = {path: f.data for path, f in files.items()}
+        summary, description = "", ""
+        for line in body.decode().splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            key, value = item["key"], item["value"]
+            if key == "header":
+                summary, description = value.get("summary", ""), value.get("description", "")
+                parent = value.get("parentCommit")
+                if parent is not None and not head.startswith(parent):
+                    return _reply(h, "POST", 412, {"error": f"{branch} is at {head}, not {parent}"})
+            elif key == "file":
+                tree[value["path"]] = base64.b64decode(value["content"])
+            elif key == "lfsFile":
+                with self._lock:
+                    data = self._lfs.get(value["oid"])
+                if data is None:
+                    return _reply(h, "POST", 422, {"error": f"LFS object {value['oid']} was not uploaded"})
+                tree[value["path"]] = data
+            elif key == "deletedFile":
+                tree.pop(value["path"], None)
+            else:
+                return _reply(h, "POST", 400, {"error": f"commit operation {key!r} not imitated"})
+        sha = self.add_commit(repo_id, tree, branch=branch)
+        with self._lock:
+            self.commits.append((repo_id, sha, summary, description))
+        _reply(h, "POST", 200, {"commitOid": sha, "commitUrl": f"{self.endpoint}/{repo_id}/commit/{sha}",
+                                "success": True, "pullRequestUrl": None})
+
+
+def _read_body(h: BaseHTTPRequestHandler) -> bytes:
+    """The request body, sent with Content-Length or chunked."""
+    if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
+        chunks = []
+        while True:
+            size = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while h.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return b"".join(chunks)
+            chunks.append(h.rfile.read(size))
+            h.rfile.readline()  # the CRLF after each chunk
+    return h.rfile.read(int(h.headers.get("Content-Length") or 0))
+
+
 def _send(h: BaseHTTPRequestHandler, method: str, status: int, body: bytes, headers: dict) -> None:
     h.send_response(status)
     for key, value in headers.items():
@@ -227,6 +426,12 @@ def _make_handler(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             hub._handle(self, "GET")
+
+        def do_POST(self) -> None:
+            hub._handle(self, "POST")
+
+        def do_PUT(self) -> None:
+            hub._handle(self, "PUT")
 
         def log_message(self, format, *args) -> None:  # keep pytest output quiet
             pass
@@ -267,7 +472,9 @@ def point_client_at(monkeypatch, endpoint: str, cache_dir) -> None:
               "HUGGINGFACE_HUB_CACHE": os.path.join(home, "hub"), "HF_ASSETS_CACHE": os.path.join(home, "assets"),
               "HF_XET_CACHE": os.path.join(home, "xet"), "HF_TOKEN_PATH": os.path.join(home, "token"),
               "HF_STORED_TOKENS_PATH": os.path.join(home, "stored_tokens"),
-              "HF_HUB_DISABLE_IMPLICIT_TOKEN": True, "HF_HUB_DISABLE_TELEMETRY": True}  # no real token is read or sent
+              "HF_HUB_DISABLE_IMPLICIT_TOKEN": True, "HF_HUB_DISABLE_TELEMETRY": True,  # no real token is read or sent
+              # uploads take the LFS protocol this server speaks, not Xet (hf_xet is installed)
+              "HF_HUB_DISABLE_XET": True}
     for name, value in values.items():
         if hasattr(constants, name):
             monkeypatch.setattr(constants, name, value)

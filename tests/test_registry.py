@@ -151,3 +151,62 @@ def test_card_names_the_venue_and_year_once(name):
     assert line.count(year) == 1, line
     if entry.method == "ctp":
         assert "(CVPR 2021)." in line
+
+
+# -- pinned entries: published weights are a commit + the sha256 of every file loaded --
+_EXAMPLE = "pinned-example-k400"  # a published-looking entry, so the check below never runs empty
+
+
+def _published() -> list[str]:
+    entries = [registry.get_entry(name) for name in vsslzoo.list_models()]
+    return [e.name for e in entries if e.available and getattr(e, "embedded", None) is None]
+
+
+@pytest.mark.parametrize("name", vsslzoo.list_models())
+def test_every_entry_pins_commits_and_sha256s_well_formed(name):
+    assert registry.pinning_problems(registry.get_entry(name)) == []
+
+
+def test_pinning_problems_name_each_bad_pin():
+    from vsslzoo.config import Provenance
+
+    base = registry.get_entry("ctp-r3d18-k400")
+    entry = registry.ZooEntry(**{**base.__dict__, "revision": "main", "sha256": "ABC",
+                                 "provenance": Provenance(kind="trained")})
+    problems = registry.pinning_problems(entry)
+    assert "revision 'main' is not a 40-hex commit id" in problems
+    assert "sha256 of model.safetensors 'ABC' is not 64 lowercase hex digits" in problems
+    assert "published weights without the sha256 of config.json" in problems
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", [*_published(), _EXAMPLE])
+def test_loading_a_published_entry_fetches_exactly_its_pinned_files(name, restore_registry,
+                                                                     monkeypatch):
+    from vsslzoo import loading
+    from vsslzoo.config import Provenance
+
+    if name == _EXAMPLE:
+        base = registry.get_entry("ctp-r3d18-k400")
+        restore_registry.register(registry.ZooEntry(**{
+            **base.__dict__, "name": _EXAMPLE, "revision": "a" * 40, "sha256": "b" * 64,
+            "config_sha256": "c" * 64, "onnx_sha256": "d" * 64,
+            "provenance": Provenance(kind="trained", method="ctp")}))
+    entry = registry.get_entry(name)
+    fetched: list[tuple[str | None, tuple[str, ...]]] = []
+
+    def spy(ref, filenames, **kwargs):
+        fetched.append((ref.revision, tuple(filenames)))
+        raise _Stop
+
+    monkeypatch.setattr(loading, "download_files", spy)
+    backends = ["torch"] + (["onnxruntime"] if entry.onnx_sha256 else [])
+    for backend in backends:
+        with pytest.raises(_Stop):
+            vsslzoo.load(name, backend=backend, device="cpu")
+    assert {revision for revision, _ in fetched} == {entry.revision}
+    used = {file_name for _, names in fetched for file_name in names}
+    assert used == set(entry.pinned_files())  # no file loaded unpinned, no pin unused

@@ -540,5 +540,77 @@ def eval_retrieval_command(gallery, queries, model, clips, centre, batch_size, w
     click.echo("  ".join(f"R@{k} {100 * v:5.1f}" for k, v in result.recall.items()))
 
 
+@main.command("push")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo", "repo_id", required=True, metavar="ORG/NAME",
+              help="Hub repository (created when missing).")
+@click.option("--private", is_flag=True,
+              help="Make a new repository private (an existing one keeps its visibility).")
+@click.option("--revision-message", "message", metavar="TEXT",
+              help="Summary of the commit (default: 'Upload NAME with vsslzoo').")
+def push_command(folder, repo_id, private, message) -> None:
+    """Publish the model FOLDER to the Hub as one commit (token: HF_TOKEN or `hf auth login`).
+
+    Uploads config.json, model.safetensors, a generated model card (with the training
+    command and metrics when FOLDER is RUN/model of a training run), vsslzoo.json (sha256
+    of every file, embedding of a reference clip) and model.onnx + export.json when
+    present. A folder that does not load strictly is refused before anything is sent.
+    """
+    from .publish import push_folder
+
+    result = push_folder(folder, repo_id, private=private or None, commit_message=message)
+    click.echo(f"pushed {folder} to {result.repo_id} (commit {result.commit})")
+    for name, digest in result.files.items():
+        click.echo(f"  {name}  sha256 {digest}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"pinned reference: {result.reference}")
+    click.echo(f"  load:   vsslzoo.load({result.reference!r})")
+    click.echo(f"  check:  vsslzoo verify {result.reference}")
+    click.echo(f"  zoo:    vsslzoo registry-entry {result.reference}")
+
+
+@main.command("verify")
+@click.argument("model", required=False)
+@click.option("--device", default="cpu", show_default=True,
+              help="Where to embed the reference clip (cpu compares most exactly).")
+@click.option("--offline", is_flag=True, help="Use the local Hugging Face cache only.")
+@click.option("--force-download", is_flag=True, help="Download the files again.")
+def verify_command(model, device, offline, force_download) -> None:
+    """Check a published MODEL end to end: sha256 of every file, strict load, embedding.
+
+    MODEL is a zoo name (files checked against its pins), hf-hub:ORG/NAME[@REV] (against
+    the Hub's LFS sha256 and the vsslzoo.json recorded at push time) or a folder. The
+    embedding of a fixed synthetic clip must match the one recorded at push time.
+    """
+    from .publish import verify
+
+    report = verify(model, device=device, local_files_only=True if offline else None,
+                    force_download=force_download)
+    for line in report.checks:
+        click.echo(f"ok  {line}")
+    click.echo(f"verified {report.reference}")
+
+
+@main.command("registry-entry")
+@click.argument("ref", metavar="hf-hub:ORG/NAME[@REV]")
+@click.option("--name", help="Zoo name (default: NAME).")
+@click.option("--method", help="Method key (default: from config.json or the name).")
+@click.option("--data", help="Pretraining data key (default: the name's last part).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON dict instead of Python.")
+def registry_entry_command(ref, name, method, data, as_json) -> None:
+    """Print the pinned zoo entry (commit + sha256 of every file) of a published model,
+    ready to paste into _BUILTIN in vsslzoo/registry.py."""
+    from .publish import entry_dict, entry_source, registry_entry
+
+    entry = registry_entry(ref, name=name, method=method, data=data)
+    if as_json:
+        click.echo(json.dumps(entry_dict(entry), indent=2))
+        return
+    click.echo(f"# {entry.name}: {entry.hub_repo}@{entry.revision}; paste into _BUILTIN "
+               "in vsslzoo/registry.py (run `vsslzoo verify` on it first)")
+    click.echo(entry_source(entry) + ",")
+
+
 if __name__ == "__main__":
     main()

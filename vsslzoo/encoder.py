@@ -273,3 +273,30 @@ class VideoEncoder(Encoder):
         from .artefacts import save_pretrained
 
         return save_pretrained(self.network, self.config, folder)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        commit_message: str | None = None,
+        token: str | None = None,
+    ):
+        """Publish this model to the Hub as one commit (like huggingface_hub's
+        ``ModelHubMixin.push_to_hub``): saves it to a temporary folder, strict-loads it,
+        and uploads config.json, model.safetensors, a card and ``vsslzoo.json``
+        (:func:`vsslzoo.publish.push_folder` says what is sent).
+
+        Args:
+            repo_id: ``ORG/NAME``; created when missing (``private`` applies then).
+            commit_message: summary of the commit.
+            token: Hub token (default: ``HF_TOKEN`` or ``hf auth login``'s).
+
+        Returns:
+            :class:`~vsslzoo.publish.PushResult`: ``commit`` and the pinned ``reference``
+            ``hf-hub:ORG/NAME@COMMIT`` that ``vsslzoo.load`` accepts.
+        """
+        from .publish import push_encoder
+
+        return push_encoder(self, repo_id, private=private, commit_message=commit_message,
+                            token=token)

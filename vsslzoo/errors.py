@@ -43,7 +43,12 @@ class ChecksumError(VsslzooError):
 
 
 class HubError(VsslzooError):
-    """A download from the Hugging Face Hub that could not be done."""
+    """A download from, or an upload to, the Hugging Face Hub that could not be done."""
+
+
+class VerificationError(VsslzooError):
+    """A published model that loads, but whose reference-clip embedding differs from the
+    one recorded when it was pushed (``vsslzoo verify``)."""
 
 
 class ConfigError(VsslzooError, ValueError):

@@ -191,7 +191,7 @@ def load(
                               cache_dir=cache_dir, local_files_only=local_files_only,
                               force_download=force_download)
 
-    from .artefacts import load_model_files, sha256_of
+    from .artefacts import load_model_files, sha256_of, verify_sha256
     from .encoder import VideoEncoder, resolve_device, resolve_precision
 
     # Validate device and precision before any download.
@@ -199,6 +199,8 @@ def load(
     paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
                         force_download=force_download)
     entry = source.entry
+    if entry is not None and entry.config_sha256 is not None:
+        verify_sha256(paths[CONFIG_FILENAME], entry.config_sha256, what=source.text)
     weights = paths[WEIGHTS_FILENAME]
     # hashed once: checked against the registry and recorded (indices compare it)
     weights_sha256 = sha256_of(weights) if Path(weights).is_file() else None
@@ -234,6 +236,8 @@ def _load_exported(source: Source, backend: str, *, device, precision, cache_dir
         paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
                             filenames=(CONFIG_FILENAME, ONNX_FILENAME),
                             force_download=force_download)
+        if entry is not None and entry.config_sha256 is not None:
+            verify_sha256(paths[CONFIG_FILENAME], entry.config_sha256, what=source.text)
         config = ModelConfig.from_file(paths[CONFIG_FILENAME])
         if entry is not None:
             config = _check_against_entry(config, entry)

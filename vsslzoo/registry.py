@@ -26,11 +26,20 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._paper_facts import METHODS, RESULTS
-from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, PreprocessConfig, Provenance
+from .config import (
+    CONFIG_FILENAME,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WEIGHTS_FILENAME,
+    ModelConfig,
+    PreprocessConfig,
+    Provenance,
+)
 from .errors import UnknownModelError
 
 HUB_ORG = "vsslzoo"
@@ -68,6 +77,9 @@ class ZooEntry:
         hub_repo: Hugging Face repository holding config.json + model.safetensors.
         revision: pinned commit id (None: the default branch).
         sha256: sha256 of model.safetensors; verified after every download.
+        config_sha256: sha256 of config.json; verified after every download (None: not
+            pinned). A published entry pins every file loading uses: see
+            :meth:`pinned_files` and :func:`pinning_problems`.
         provenance: where the weights come from.
         obtain: how to produce the weights while they are not published (commands).
         license: license of the weights.
@@ -86,6 +98,7 @@ class ZooEntry:
     hub_repo: str
     revision: str | None = None
     sha256: str | None = None
+    config_sha256: str | None = None
     provenance: Provenance = field(default_factory=Provenance)
     obtain: str = ""
     license: str = "mit"
@@ -118,6 +131,14 @@ class ZooEntry:
             name=self.name,
         )
 
+    def pinned_files(self) -> dict[str, str]:
+        """Files of ``hub_repo`` at ``revision`` whose sha256 this entry records (file
+        name -> sha256): config.json, model.safetensors, model.onnx, each when recorded.
+        ``vsslzoo.load`` checks each file it uses against its pin."""
+        pins = {CONFIG_FILENAME: self.config_sha256, WEIGHTS_FILENAME: self.sha256,
+                "model.onnx": self.onnx_sha256}
+        return {name: digest for name, digest in pins.items() if digest is not None}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (``vsslzoo info --json``)."""
         return {
@@ -132,6 +153,8 @@ class ZooEntry:
             "hub_repo": self.hub_repo,
             "revision": self.revision,
             "sha256": self.sha256,
+            "config_sha256": self.config_sha256,
+            "onnx_sha256": self.onnx_sha256,
             "available": self.available,
             "provenance": self.provenance.to_dict(),
             "obtain": self.obtain,
@@ -255,6 +278,27 @@ def unknown_model_message(name: str) -> str:
         f"unknown model {name!r}{hint} See `vsslzoo list` for the zoo; a local model "
         "folder or hf-hub:ORG/NAME also works."
     )
+
+
+def pinning_problems(entry: ZooEntry) -> list[str]:
+    """What is wrong with ``entry``'s pins (empty: nothing). A revision must be a 40-hex
+    commit id (a branch or tag can move under the sha256), every sha256 64 lowercase hex,
+    and an entry whose weights are downloaded (available, not embedded) must pin the
+    commit, config.json and model.safetensors. ``vsslzoo registry-entry`` prints entries
+    that pass; a test runs it on every registered entry."""
+    problems = []
+    if entry.revision is not None and not re.fullmatch(r"[0-9a-f]{40}", entry.revision):
+        problems.append(f"revision {entry.revision!r} is not a 40-hex commit id")
+    for file_name, digest in entry.pinned_files().items():
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            problems.append(f"sha256 of {file_name} {digest!r} is not 64 lowercase hex digits")
+    # embedded weights (inside the package) are never downloaded: nothing to pin
+    if entry.available and getattr(entry, "embedded", None) is None:
+        if entry.revision is None:
+            problems.append("published weights without a pinned revision (commit id)")
+        if entry.config_sha256 is None:
+            problems.append(f"published weights without the sha256 of {CONFIG_FILENAME}")
+    return problems
 
 
 def register(entry: ZooEntry, *, overwrite: bool = False) -> None:
