@@ -235,3 +235,26 @@ def test_kill_9_mid_run_loses_nothing_and_duplicates_nothing(tiny_folder, tmp_pa
     video_rows = table["video_path"][table["level"] == "video"]
     assert sorted(os.path.basename(p) for p in video_rows) == [f"v{i:02d}.mp4" for i in range(10)]
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
+
+
+def test_default_batch_size_is_small_on_the_cpu(tiny_folder, tmp_path):
+    """Issue 15.13: on the CPU a batch costs activation memory and buys no speed
+    (bench/cpu_batch.py), so without --batch-size the CPU runs small batches."""
+    from types import SimpleNamespace
+
+    from videos import write_video
+
+    from vsslzoo.extract import CPU_BATCH_SIZE, GPU_BATCH_SIZE, default_batch_size
+
+    assert default_batch_size(SimpleNamespace(device="cuda:1")) == GPU_BATCH_SIZE == 16
+    model = vsslzoo.load(tiny_folder, device="cpu")
+    assert default_batch_size(model) == CPU_BATCH_SIZE < GPU_BATCH_SIZE
+    sizes = []
+    embed_raw = model.embed_raw
+    model.embed_raw = lambda clips, **kw: (sizes.append(len(clips)), embed_raw(clips, **kw))[1]
+    write_video(tmp_path / "v.mp4", num_frames=48)
+    (result,) = extract_videos(model, [tmp_path / "v.mp4"], clips="uniform:10")
+    assert result.error is None and max(sizes) == CPU_BATCH_SIZE and sum(sizes) == 10
+    for command in ("extract", "index"):
+        text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+        assert f"16 on a GPU, {CPU_BATCH_SIZE} on the CPU" in text

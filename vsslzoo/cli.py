@@ -128,6 +128,11 @@ def info_command(model: str, revision: str | None, offline: bool, as_json: bool)
     _echo_info(info)
 
 
+# vsslzoo.extract.GPU_BATCH_SIZE / CPU_BATCH_SIZE (not imported: --help stays light)
+_BATCH_HELP = ("Clips per model call (default: 16 on a GPU, 4 on the CPU, where bigger "
+               "batches cost memory and gain no speed).")
+
+
 def _default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
@@ -152,8 +157,8 @@ def _require_model(model: str | None) -> str | None:
               help="Clip sampling: uniform:N, sliding:SECONDS or segment:A-B.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "npy"]), default="parquet",
               show_default=True, help="Parquet rows, or .npy + JSON sidecar per part.")
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
-              help="Clips per model call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help=_BATCH_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decoding processes (default: CPU count - 1, at most 8; 0: no processes).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
@@ -266,7 +271,7 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
                    "the existing index has).")
 @click.option("--factory", help="FAISS factory string (default: Flat below ~100k vectors, "
                                 "IVF above; an existing index keeps its choice).")
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Decoding processes (default: CPU count - 1, at most 8).")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
@@ -511,7 +516,7 @@ def eval_group() -> None:
               help="Clips averaged per video.")
 @click.option("--centre/--no-centre", default=True, show_default=True,
               help="Subtract the gallery mean before normalising (CoCLR protocol).")
-@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help=_BATCH_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=None)
 @click.option("--device", help="cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -161,7 +161,7 @@ class Encoder(ABC):
         video: str | os.PathLike[str],
         clips: str = "uniform:10",
         *,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         pooling: str = "avg",
     ) -> VideoFeatures:
         """Clip embeddings of one video file.

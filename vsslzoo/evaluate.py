@@ -101,7 +101,7 @@ def evaluate_retrieval(
     clips: str = "uniform:10",
     centre: bool = True,
     ks: Sequence[int] = DEFAULT_KS,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     workers: int = 0,
     on_progress: Callable[[int, int, int], None] | None = None,
 ) -> RetrievalResult:

@@ -23,6 +23,18 @@ from .video.pool import ClipChunk, DecodePool, VideoFailed, VideoStart
 from .video.probe import VideoInfo
 from .video.sampling import ClipSampling, ClipSpan
 
+GPU_BATCH_SIZE = 16
+# On the CPU a batch buys no speed (one clip already fills the cores) and costs memory:
+# R(2+1)D-18's activations grow ~linearly with the batch (bench/cpu_batch.py).
+CPU_BATCH_SIZE = 4
+
+
+def default_batch_size(model) -> int:
+    """Clips per model call when none is asked for: :data:`GPU_BATCH_SIZE` on a GPU,
+    :data:`CPU_BATCH_SIZE` on the CPU."""
+    device = str(getattr(model, "device", "cpu"))
+    return GPU_BATCH_SIZE if device.startswith("cuda") else CPU_BATCH_SIZE
+
 
 def l2_normalize(array: np.ndarray, axis: int = -1) -> np.ndarray:
     norm = np.linalg.norm(array, axis=axis, keepdims=True)
@@ -85,7 +97,7 @@ def extract_videos(
     paths: Sequence[str | os.PathLike[str]],
     *,
     clips: str | ClipSampling = "uniform:10",
-    batch_size: int = 16,
+    batch_size: int | None = None,
     workers: int = 0,
     pooling: str = "avg",
     stats: ExtractStats | None = None,
@@ -96,10 +108,12 @@ def extract_videos(
         model: a loaded :class:`~vsslzoo.encoder.VideoEncoder` (or any backend with
             ``embed_raw(clips, pooling) -> (B, D)`` and ``preprocess``).
         clips: sampling spec (``uniform:N``, ``sliding:S``, ``segment:A-B``).
-        batch_size: clips per model call (clips of several videos share a batch).
+        batch_size: clips per model call (clips of several videos share a batch);
+            None: :func:`default_batch_size` (16 on a GPU, fewer on the CPU).
         workers: decoding processes (0: decode in this process).
         pooling: "avg" (global average) or "vcop" (adaptive pool to 2x3x3, flattened).
     """
+    batch_size = default_batch_size(model) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     stats = stats if stats is not None else ExtractStats()
