@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from lock_holder import lock_held_by_another_process
-from videos import write_audio_only, write_video
+from videos import damaged_copies, write_audio_only, write_video
 
 import vsslzoo
 from vsslzoo.cli import main
@@ -119,6 +119,32 @@ def test_crashed_worker_costs_only_its_video(model, tmp_path):
     assert chunks == len(starts[1].spans)  # the next video was decoded by a new worker
 
 
+def test_damaged_videos_give_features_of_their_intact_clips(model, tmp_path):
+    corpus = damaged_copies(tmp_path, containers=("mp4", "mkv"), kinds=("zero", "cut"))
+    sources = {".mp4": tmp_path / "source-faststart.mp4", ".mkv": tmp_path / "source.mkv"}
+    data = bytearray(sources[".mp4"].read_bytes())
+    data[8:40] = bytes(32)  # its index is damaged: it cannot be opened
+    (tmp_path / "header.mp4").write_bytes(bytes(data))
+    paths = sorted(map(str, [*corpus.values(), tmp_path / "header.mp4"]))
+    results = {os.path.basename(r.path): r for r in
+               extract_videos(model, paths, clips="sliding:0.5", workers=0)}
+    assert results.pop("header.mp4").error
+    assert sorted(results) == sorted(corpus)
+    intact = {suffix: model.clip_features(source, clips="sliding:0.5")
+              for suffix, source in sources.items()}
+    for name, result in results.items():
+        assert result.error is None and result.partial, name
+        assert result.damage and result.damage[0].start_s > 2.5, (name, result.damage)
+        assert len(result.spans) + len(result.missing_spans) == 12, name
+        assert 0 < len(result.spans) == len(result.embeddings) and result.missing_spans
+        assert f"damaged {result.damage[0].start_s:.2f}-" in result.damage_report()
+        # the clips kept are those of the intact video
+        reference = intact[os.path.splitext(name)[1]]
+        kept = [span.index for span in result.spans]
+        np.testing.assert_allclose(result.embeddings, reference.embeddings[kept], atol=1e-4)
+        assert np.linalg.norm(result.video_embedding) == pytest.approx(1, abs=1e-5)
+
+
 # ------------------------------------------------------------------------------------
 # vsslzoo extract
 # ------------------------------------------------------------------------------------
@@ -168,6 +194,50 @@ def test_extract_cli_parquet_rows_and_failures(tiny_folder, videos, tmp_path):
     assert len(read_features(out)["video_path"]) == 10  # nothing duplicated
     strict = _extract(videos, "-o", out, "-m", tiny_folder, "--clips", "uniform:3", "--strict")
     assert strict.exit_code == 1
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "npy"])
+def test_extract_cli_records_partial_videos(tiny_folder, videos, tmp_path, fmt):
+    corpus = damaged_copies(tmp_path / "corpus", containers=("mp4",), kinds=("zero",))
+    os.replace(corpus["zero.mp4"], videos / "zero.mp4")
+    out = tmp_path / "feats"
+    args = [videos, "-o", out, "-m", tiny_folder, "--clips", "sliding:0.5", "--workers", "0",
+            "--format", fmt]
+    result = _extract(*args)
+    assert result.exit_code == 0, result.output
+    assert "1 video(s) are damaged; their intact clips were extracted" in result.output
+    assert "zero.mp4: damaged 3." in result.output
+    table = read_features(out)
+    zero = np.char.endswith(table["video_path"].astype(str), "zero.mp4")
+    assert set(table["status"][zero]) == {"partial"} and set(table["status"][~zero]) == {"ok"}
+    video_row = zero & (table["level"] == "video")
+    (damage,) = [json.loads(d) for d in table["damage"][video_row]]
+    assert damage[0]["start_s"] > 2.5 and damage[0]["reason"]
+    assert (zero & (table["level"] == "clip")).sum() < 12  # damaged clips are left out
+    assert all(d is None for d in table["damage"][~video_row])
+
+    def partial_errors():
+        lines = (out / "errors.jsonl").read_text().splitlines()
+        return [e for e in map(json.loads, lines) if e["status"] == "partial"]
+
+    (entry,) = partial_errors()
+    assert entry["video_path"].endswith("zero.mp4") and entry["damage"] == damage
+    assert "left out" in entry["error"]
+    again = _extract(*args)  # nothing to redo; the record of the damage stays
+    assert again.exit_code == 0 and "skipping 4 video(s)" in again.output
+    assert partial_errors() == [entry]
+
+
+def test_feature_parts_written_before_partial_videos_still_read(tiny_folder, videos, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "feats"
+    assert _extract(videos, "-o", out, "-m", tiny_folder, "--workers", "0").exit_code == 0
+    (part,) = out.glob("part-*.parquet")
+    pq.write_table(pq.read_table(part).drop_columns(["status", "damage"]), part)  # old layout
+    table = read_features(out)
+    assert set(table["status"]) == {"ok"} and set(table["damage"]) == {None}
+    assert len(table["video_path"]) == len(table["embedding"]) > 0
 
 
 def test_extract_cli_npy_format_matches_parquet(tiny_folder, videos, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_tiny_folder
 from lock_holder import lock_held_by_another_process
-from videos import write_audio_only, write_video
+from videos import damaged_copies, write_audio_only, write_video
 
 import vsslzoo
 from vsslzoo.cli import main
@@ -275,6 +275,71 @@ def test_database_without_manifest_is_refused(library, tiny_folder, tmp_path):
     (out / "manifest.json").unlink()  # what a run of an older version killed early left
     with pytest.raises(IndexFolderError, match="no manifest.json"):
         update_index(out, [library / "v0.mp4"], model, level="video")
+
+
+def test_damaged_videos_are_indexed_as_partial(tiny_folder, tmp_path):
+    corpus = damaged_copies(tmp_path / "videos", containers=("mkv",), kinds=("flip", "cut"))
+    (tmp_path / "videos" / "source.mkv").rename(tmp_path / "source.mkv")
+    out = tmp_path / "idx"
+    result = _invoke("index", tmp_path / "videos", "-o", out, "-m", tiny_folder,
+                     "--workers", "0")
+    assert result.exit_code == 0, result.output
+    assert "2 added" in result.output and "0 failed, 2 partial (damaged)" in result.output
+    assert f"partial: {corpus['cut.mkv']}: damaged 3.25-6.00 s: truncated" in result.output
+    with Index.open(out) as index:
+        assert len(index) == 2 and index.manifest["counts"]["partial"] == 2
+        rows = {os.path.basename(r.path): r for r in index.db.videos(status="partial")}
+        assert sorted(rows) == ["cut.mkv", "flip.mkv"]
+        for name, row in rows.items():
+            (first, *_) = index.db.damage_of(row.id)
+            assert first["start_s"] > 2.5 and row.error.startswith(
+                f"damaged {first['start_s']:.2f}-"), (name, row.error)
+            clips = index.db.conn.execute("SELECT COUNT(*) FROM clips WHERE video_id = ?",
+                                          (row.id,)).fetchone()[0]
+            assert 0 < clips < 36  # 6 s in clips of 1/6 s, the damaged ones left out
+        hits = index.search(tmp_path / "source.mkv", k=2)  # the intact original finds both
+        assert sorted(os.path.basename(h.path) for h in hits) == ["cut.mkv", "flip.mkv"]
+    again = _invoke("index", tmp_path / "videos", "-o", out, "--workers", "0")
+    assert again.exit_code == 0 and "2 unchanged" in again.output  # not redone
+
+
+def test_database_made_before_partial_videos_is_upgraded(tmp_path):
+    import sqlite3
+
+    from vsslzoo.index.metadata import MetadataDB
+
+    with sqlite3.connect(tmp_path / "meta.sqlite") as conn:  # the layout of older versions
+        conn.executescript("""
+            CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE videos (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+                content_hash TEXT NOT NULL, duration_s REAL, fps REAL,
+                status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), error TEXT,
+                indexed_at REAL NOT NULL, embedding BLOB);
+            CREATE TABLE clips (id INTEGER PRIMARY KEY AUTOINCREMENT,
+                video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+                clip_index INTEGER NOT NULL, start_s REAL NOT NULL, end_s REAL NOT NULL,
+                padded INTEGER NOT NULL, embedding BLOB NOT NULL);
+            INSERT INTO videos VALUES (1, '/a.mp4', 1, 1, 'h', 2.0, 25, 'ok', NULL, 0, x'00');
+            INSERT INTO videos VALUES (7, '/b.mp4', 1, 1, 'h', 2.0, 25, 'ok', NULL, 0, x'00');
+            INSERT INTO clips VALUES (3, 7, 0, 0.0, 1.0, 0, x'00');
+            DELETE FROM videos WHERE id = 7;
+        """)
+    readonly = MetadataDB(tmp_path, readonly=True)  # readers do not need the upgrade
+    assert [r.path for r in readonly.videos()] == ["/a.mp4"] and readonly.damage_of(1) is None
+    readonly.close()
+    db = MetadataDB(tmp_path)
+    with db.conn:
+        new_id = db.insert_video(path="/c.mp4", size=1, mtime_ns=1, content_hash="h",
+                                 duration_s=2.0, fps=25.0, status="partial",
+                                 error="damaged 1.00-2.00 s", embedding=None,
+                                 damage='[{"start_s": 1.0, "end_s": 2.0, "reason": "x"}]')
+    assert new_id == 8  # ids never repeat, across the upgrade too
+    assert [r.path for r in db.videos()] == ["/a.mp4", "/c.mp4"]
+    assert db.damage_of(new_id)[0]["reason"] == "x"
+    assert db.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 1
+    db.close()
+    MetadataDB(tmp_path).close()  # upgraded once
 
 
 @pytest.fixture

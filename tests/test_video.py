@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from videos import (
+    damaged_copies,
     decode_all,
     read_index,
     square_x,
@@ -218,6 +219,33 @@ def test_corrupt_data_raises(tmp_path):
         video = probe(path)
         plans = plan_clips(video.duration_s, video.fps, "sliding:0.2", _pre())
         list(read_clips(path, plans, info=video, strategy="sequential", **NATIVE))
+
+
+def test_damaged_videos_decode_around_the_damage(tmp_path):
+    """Mutated copies (bytes flipped, zeroed, cut, repeated after their first seconds):
+    the clips away from the damage come out with exactly the right frames, the others
+    are left out, and the damage is located after the first seconds."""
+    pre = PreprocessConfig(num_frames=4, frame_stride=1, **NATIVE)
+    for name, path in damaged_copies(tmp_path).items():
+        info = probe(path)
+        plans = plan_clips(info.duration_s, info.fps, "sliding:0.25", pre)
+        damage = []
+        got = list(read_clips(path, plans, info=info, damage=damage, **NATIVE))
+        if name == "cut.ts":  # a cut transport stream is a shorter one: no header says more
+            assert not damage and len(got) == len(plans) and info.duration_s < 5
+            continue
+        assert damage and all(span.start_s > 2.5 for span in damage), (name, damage)
+        assert 0.4 * len(plans) < len(got) <= len(plans), (name, damage)
+        for plan, clip in got:
+            assert not any(span.start_s < plan.times[-1] and plan.times[0] < span.end_s
+                           for span in damage), (name, plan.span)
+            indices = [read_index(clip[:, k].transpose(1, 2, 0)) for k in range(4)]
+            assert indices == [round(t * 24) for t in plan.times], (name, plan.span)
+        yielded = {plan.span.index for plan, _ in got}
+        for plan in plans:
+            if plan.span.index not in yielded:  # left out: it overlaps the damage
+                assert any(span.start_s - 0.05 < plan.times[-1] and
+                           plan.times[0] < span.end_s + 0.05 for span in damage)
 
 
 @pytest.mark.parametrize("bad", ["uniform:0", "sliding:-1", "sliding:x", "segment:5-2", "every:2"])

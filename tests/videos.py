@@ -148,3 +148,51 @@ def decode_all(path: str | Path) -> list[tuple[float, np.ndarray]]:
         for frame in container.decode(video=0):
             out.append((float(frame.time), frame.to_ndarray(format="rgb24")))
     return out
+
+
+def _faststart(src: Path, out: Path) -> Path:
+    """``src`` remuxed with its index (moov) first, so a cut copy can still be opened."""
+    with av.open(str(src)) as inp, av.open(str(out), "w",
+                                           options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    return out
+
+
+DAMAGE_AT = 0.6  # mutations start at this fraction of the file's bytes (~3.6 s of 6 s)
+
+
+def damaged_copies(folder: str | Path, containers=("mp4", "mkv", "ts"),
+                   kinds=("flip", "zero", "cut", "repeat")) -> dict[str, Path]:
+    """Damaged copies of 6-s H.264 videos (12-frame GOP, 24 fps, 160x96), the damage
+    starting at ``DAMAGE_AT`` of the bytes: "flip" (25 bytes inverted over a tenth of
+    the file), "zero" (2000 bytes zeroed), "cut" (truncated there), "repeat" (1500
+    bytes repeated). Fixed offsets, so the corpus is the same on every run. Returns
+    {"flip.mkv": path, ...}; the mp4 source has its index first (faststart)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for container in containers:
+        source = write_video(folder / f"source.{container}", num_frames=144, gop=12)
+        if container == "mp4":
+            source = _faststart(source, folder / "source-faststart.mp4")
+        data = source.read_bytes()
+        size, at = len(data), int(len(data) * DAMAGE_AT)
+        for kind in kinds:
+            damaged = bytearray(data)
+            if kind == "flip":
+                for offset in range(at, at + size // 10, size // 250):
+                    damaged[offset] ^= 0xFF
+            elif kind == "zero":
+                damaged[at:at + 2000] = bytes(len(damaged[at:at + 2000]))
+            elif kind == "cut":
+                del damaged[at:]
+            elif kind == "repeat":
+                damaged[at:at] = data[at:at + 1500]
+            path = folder / f"{kind}.{container}"
+            path.write_bytes(bytes(damaged))
+            out[path.name] = path
+    return out

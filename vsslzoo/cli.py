@@ -226,6 +226,7 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
             click.echo(f"skipping {skipped} video(s) already in {output}", err=True)
         stats = ExtractStats()
         failures: list[tuple[str, str]] = []
+        partials: list[tuple[str, str]] = []  # damaged videos: their intact clips only
         bar = tqdm(total=len(todo), unit="video", disable=None, dynamic_ncols=True)
         try:
             for result in extract_videos(encoder, todo, clips=sampling, batch_size=batch_size,
@@ -233,6 +234,8 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
                 writer.add(result)
                 if result.error is not None:
                     failures.append((result.path, result.error))
+                elif result.partial:
+                    partials.append((result.path, result.damage_report()))
                 bar.update(1)
                 bar.set_postfix(clips_per_s=f"{stats.clips_per_s:.1f}", failed=len(failures),
                                 refresh=False)
@@ -257,6 +260,13 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
             click.echo(f"  {path}: {reason}", err=True)
         if len(failures) > 20:
             click.echo(f"  ... and {len(failures) - 20} more", err=True)
+    if partials:
+        click.echo(f"{len(partials)} video(s) are damaged; their intact clips were extracted "
+                   f"(listed in {os.path.join(output, 'errors.jsonl')}):", err=True)
+        for path, where in partials[:20]:
+            click.echo(f"  {path}: {where}", err=True)
+        if len(partials) > 20:
+            click.echo(f"  ... and {len(partials) - 20} more", err=True)
     if failures and (strict or stats.videos_ok + skipped == 0):
         raise SystemExit(1)
 
@@ -330,7 +340,8 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
         f"{output}: {counts.get('videos', 0)} video(s), {counts.get('clips', 0)} clip(s) "
         f"indexed | this run: {report.added} added, {report.updated} updated, "
         f"{report.removed} removed, {report.unchanged} unchanged, {len(report.failed)} failed"
-        f" ({report.seconds:.1f} s)")
+        + (f", {len(report.partial)} partial (damaged)" if report.partial else "")
+        + f" ({report.seconds:.1f} s)")
     if report.skipped_failed:
         click.echo(f"{report.skipped_failed} file(s) that failed before and did not change "
                    "were skipped", err=True)
@@ -340,6 +351,10 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
         click.echo(f"failed: {path}: {reason}", err=True)
     if len(report.failed) > 20:
         click.echo(f"... and {len(report.failed) - 20} more failures", err=True)
+    for path, where in report.partial[:20]:
+        click.echo(f"partial: {path}: {where}; its intact clips are indexed", err=True)
+    if len(report.partial) > 20:
+        click.echo(f"... and {len(report.partial) - 20} more partial videos", err=True)
     if report.failed and counts.get("videos", 0) == 0:
         raise SystemExit(1)
 

@@ -173,10 +173,11 @@ class Encoder(ABC):
 
         Returns:
             :class:`~vsslzoo.extract.VideoFeatures`: ``embeddings`` (N, D) float32
-            L2-normalised, ``spans`` N x (start_s, end_s), ``video_embedding``.
+            L2-normalised, ``spans`` N x (start_s, end_s), ``video_embedding``. A
+            damaged file gives its intact clips only (``partial``; ``damage`` says where).
 
         Raises:
-            VideoDecodeError: the file cannot be decoded.
+            VideoDecodeError: the file cannot be decoded (not even one clip).
         """
         from .errors import VideoDecodeError
         from .extract import extract_videos

@@ -4,7 +4,8 @@
 worker processes overlapping with model compute) into batches that mix clips of several
 videos, and yields one :class:`VideoFeatures` per video as soon as all of its clips are
 embedded. Failed videos are yielded too (``error`` set) so callers can report them and
-go on.
+go on. A damaged video that still yields clips is *partial*: its intact clips are
+embedded and ``damage`` says where the rest went.
 
 Video-level embedding: the mean of the video's *un-normalised* clip features, then L2
 normalisation (the VCOP/CoCLR retrieval protocol); clip embeddings are L2-normalised.
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .video.pool import ClipChunk, DecodePool, VideoFailed, VideoStart
+from .video.decode import DamagedSpan
+from .video.pool import ClipChunk, DecodePool, VideoEnd, VideoFailed, VideoStart
 from .video.probe import VideoInfo
 from .video.sampling import ClipSampling, ClipSpan
 
@@ -54,6 +56,9 @@ class VideoFeatures:
         video_mean: ``(D,)`` float32, the un-normalised mean of the clip features (for
             protocols that centre features before normalising).
         error: why the video failed (then the arrays are empty).
+        damage: where the file is damaged (empty for an intact file); the clips that
+            damage cost are not in ``embeddings`` but in ``missing_spans``.
+        missing_spans: the planned clips left out because of damage.
     """
 
     path: str
@@ -63,10 +68,25 @@ class VideoFeatures:
     info: VideoInfo | None = None
     error: str | None = None
     video_mean: np.ndarray | None = None
+    damage: list[DamagedSpan] = field(default_factory=list)
+    missing_spans: list[ClipSpan] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def partial(self) -> bool:
+        """Embedded, but from a damaged file (some clips may be left out)."""
+        return self.error is None and bool(self.damage or self.missing_spans)
+
+    def damage_report(self) -> str | None:
+        """One line on where a partial video is damaged and what it cost; None if intact."""
+        if not self.partial:
+            return None
+        where = "; ".join(str(span) for span in self.damage) or "at an unknown place"
+        planned = len(self.spans) + len(self.missing_spans)
+        return f"damaged {where} ({len(self.missing_spans)} of {planned} clips left out)"
 
 
 @dataclass
@@ -76,6 +96,13 @@ class _Pending:
     spans: tuple[ClipSpan, ...]
     raw: np.ndarray  # (N, D) un-normalised features, filled as batches finish
     done: int = 0
+    ended: bool = False  # its VideoEnd came: ``missing`` clips will not
+    damage: tuple[DamagedSpan, ...] = ()
+    missing: tuple[ClipSpan, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.ended and self.done == len(self.spans) - len(self.missing)
 
 
 @dataclass
@@ -84,6 +111,7 @@ class ExtractStats:
 
     videos_ok: int = 0
     videos_failed: int = 0
+    videos_partial: int = 0  # counted in videos_ok too
     clips: int = 0
     started: float = field(default_factory=time.perf_counter)
 
@@ -139,7 +167,7 @@ def extract_videos(
             if entry is not None:  # None: the video failed after this chunk was queued
                 entry.raw[first:first + n] = features[offset:offset + n]
                 entry.done += n
-                if entry.done == len(entry.spans):
+                if entry.complete:
                     finished.append(video_id)
             offset += n
         stats.clips += batch_clips
@@ -169,6 +197,13 @@ def extract_videos(
                 start += take
                 if batch_clips == batch_size:
                     yield from run_batch()
+        elif isinstance(message, VideoEnd):
+            entry = pending.get(message.video_id)
+            if entry is None:
+                continue
+            entry.ended, entry.damage, entry.missing = True, message.damage, message.missing
+            if entry.complete:  # its last clips were embedded already
+                yield _finish(pending.pop(message.video_id), stats)
         elif isinstance(message, VideoFailed):
             pending.pop(message.video_id, None)
             stats.videos_failed += 1
@@ -183,11 +218,18 @@ def _dim(model, pooling: str) -> int:
 
 def _finish(entry: _Pending, stats: ExtractStats) -> VideoFeatures:
     stats.videos_ok += 1
+    missing = {span.index for span in entry.missing}
+    kept = [i for i, span in enumerate(entry.spans) if span.index not in missing]
+    raw = entry.raw[kept] if missing else entry.raw
+    if entry.damage or missing:
+        stats.videos_partial += 1
     return VideoFeatures(
         path=entry.path,
-        embeddings=l2_normalize(entry.raw),
-        spans=list(entry.spans),
-        video_embedding=l2_normalize(entry.raw.mean(axis=0)),
+        embeddings=l2_normalize(raw),
+        spans=[entry.spans[i] for i in kept],
+        video_embedding=l2_normalize(raw.mean(axis=0)),
         info=entry.info,
-        video_mean=entry.raw.mean(axis=0).astype(np.float32),
+        video_mean=raw.mean(axis=0).astype(np.float32),
+        damage=list(entry.damage),
+        missing_spans=list(entry.missing),
     )

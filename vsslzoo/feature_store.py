@@ -4,9 +4,16 @@ Layout of ``feats/``::
 
     manifest.json           model, preprocessing, clip sampling, pooling, format, dim
     part-00000.parquet      rows: video_path, level, clip_index, start_s, end_s, padded,
-    part-00001.parquet      embedding (float32[D]); level "clip" rows plus one "video" row
-    ...                     per video (clip_index -1, the video-level embedding)
-    errors.jsonl            videos that failed in the last run: path and reason
+    part-00001.parquet      status, damage, embedding (float32[D]); level "clip" rows plus
+    ...                     one "video" row per video (clip_index -1, the video-level
+                            embedding)
+    errors.jsonl            videos that failed in the last run (status "failed": path and
+                            reason) and partial videos (status "partial": where damaged)
+
+A *partial* video (a damaged file decoded around its damage) has ``status`` "partial" on
+its rows, only the clips that decoded intact, and on its video row ``damage``: a JSON
+list of ``{start_s, end_s, reason}``. Parts written before these two columns existed
+read as ``status`` "ok" and no damage.
 
 With ``--format npy`` each part is ``part-NNNNN.npy`` (float32, rows x D) plus
 ``part-NNNNN.json`` (the other columns); the JSON is written last and marks the part as
@@ -48,6 +55,8 @@ class _Row:
     start_s: float
     end_s: float
     padded: bool
+    status: str = "ok"
+    damage: str | None = None  # JSON, on the video row of a partial video
 
 
 class FeatureWriter:
@@ -111,6 +120,8 @@ class FeatureWriter:
         else:
             atomic_write_bytes(manifest_path, json.dumps(self.manifest, indent=2).encode())
         self.done = done_videos(self.folder)
+        self._errors = [entry for entry in _read_errors(self.folder)  # kept: not redone
+                        if entry.get("status") == "partial" and entry["video_path"] in self.done]
         self._next_part = 1 + max(
             (int(p.stem.split("-")[1]) for p in self.folder.glob("part-*.*")
              if p.stem.split("-")[1].isdigit()), default=-1)
@@ -120,14 +131,22 @@ class FeatureWriter:
         """Buffer one video's :class:`~vsslzoo.extract.VideoFeatures` (or its error)."""
         path = os.path.abspath(features.path)
         if features.error is not None:
-            self._errors.append({"video_path": path, "error": features.error})
+            self._errors.append({"video_path": path, "status": "failed",
+                                 "error": features.error})
             return
+        status, damage = "ok", None
+        if getattr(features, "partial", False):
+            status = "partial"
+            spans = [span.to_dict() for span in features.damage]
+            damage = json.dumps(spans)
+            self._errors.append({"video_path": path, "status": "partial",
+                                 "error": features.damage_report(), "damage": spans})
         for span in features.spans:
             self._rows.append(_Row(path, "clip", span.index, span.start_s, span.end_s,
-                                   span.padded))
+                                   span.padded, status))
         duration = features.info.duration_s if features.info else features.spans[-1].end_s
         self._rows.append(_Row(path, "video", -1, 0.0, round(duration, 6),
-                               any(s.padded for s in features.spans)))
+                               any(s.padded for s in features.spans), status, damage))
         self._vectors.append(features.embeddings)
         self._vectors.append(features.video_embedding[None, :])
         self._videos_buffered += 1
@@ -172,6 +191,8 @@ def _columns(rows: list[_Row]) -> dict[str, list]:
         "start_s": [r.start_s for r in rows],
         "end_s": [r.end_s for r in rows],
         "padded": [r.padded for r in rows],
+        "status": [r.status for r in rows],
+        "damage": [r.damage for r in rows],
     }
 
 
@@ -187,6 +208,8 @@ def _write_parquet(path: Path, rows: list[_Row], vectors: np.ndarray) -> None:
         "start_s": pa.array(columns["start_s"], pa.float64()),
         "end_s": pa.array(columns["end_s"], pa.float64()),
         "padded": pa.array(columns["padded"], pa.bool_()),
+        "status": pa.array(columns["status"], pa.string()),
+        "damage": pa.array(columns["damage"], pa.string()),
         "embedding": pa.FixedSizeListArray.from_arrays(
             pa.array(vectors.reshape(-1), pa.float32()), vectors.shape[1]),
     })
@@ -212,6 +235,19 @@ def _parts(folder: Path) -> list[Path]:
     return parquet + npy
 
 
+def _read_errors(folder: Path) -> list[dict[str, Any]]:
+    path = folder / ERRORS
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut by a crash of an older version
+    return entries
+
+
 def done_videos(folder: str | os.PathLike[str]) -> set[str]:
     """Paths of videos whose features are committed in ``folder``."""
     folder = Path(folder)
@@ -226,28 +262,36 @@ def done_videos(folder: str | os.PathLike[str]) -> set[str]:
     return done
 
 
+# columns that parts written by older versions lack, and what their rows mean
+_ADDED_COLUMNS = {"status": "ok", "damage": None}
+
+
 def read_features(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """All committed rows of a feature folder as numpy columns (``embedding``: (N, D))."""
+    """All committed rows of a feature folder as numpy columns (``embedding``: (N, D)).
+
+    ``status`` is "ok" or "partial" (a damaged video: ``damage``, a JSON list of
+    ``{start_s, end_s, reason}``, is on its video row; None elsewhere).
+    """
     folder = Path(folder)
     columns: dict[str, list] = {k: [] for k in
                                 ("video_path", "level", "clip_index", "start_s", "end_s",
-                                 "padded")}
+                                 "padded", "status", "damage")}
     vectors = []
     for part in _parts(folder):
         if part.suffix == ".parquet":
             import pyarrow.parquet as pq
 
             table = pq.read_table(part)
-            for key in columns:
-                columns[key].extend(table[key].to_pylist())
+            data = {key: table[key].to_pylist() for key in columns if key in table.column_names}
             embedding = table["embedding"].combine_chunks()
             width = embedding.type.list_size
             vectors.append(embedding.values.to_numpy().reshape(-1, width))
         else:
             data = json.loads(part.read_text(encoding="utf-8"))
-            for key in columns:
-                columns[key].extend(data[key])
             vectors.append(np.load(part.with_suffix(".npy")))
+        rows = len(data["video_path"])
+        for key in columns:
+            columns[key].extend(data.get(key) or [_ADDED_COLUMNS.get(key)] * rows)
     out = {key: np.asarray(values) for key, values in columns.items()}
     out["embedding"] = (np.concatenate(vectors).astype(np.float32) if vectors
                         else np.zeros((0, 0), np.float32))

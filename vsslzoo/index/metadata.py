@@ -9,6 +9,7 @@ Row ids never repeat (AUTOINCREMENT), and they are the FAISS ids.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -19,6 +20,10 @@ from pathlib import Path
 import numpy as np
 
 DB_FILENAME = "meta.sqlite"
+# A video is indexed when "ok", or "partial": a damaged file whose intact clips were
+# embedded (``error`` says where it is damaged, ``damage`` holds the spans as JSON).
+INDEXED = ("ok", "partial")
+_INDEXED_SQL = "status IN ('ok', 'partial')"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,10 +35,11 @@ CREATE TABLE IF NOT EXISTS videos (
     content_hash TEXT NOT NULL,
     duration_s REAL,
     fps REAL,
-    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('ok', 'partial', 'failed')),
     error TEXT,
     indexed_at REAL NOT NULL,
-    embedding BLOB
+    embedding BLOB,
+    damage TEXT
 );
 CREATE TABLE IF NOT EXISTS clips (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,7 +102,37 @@ class MetadataDB:
         else:
             self.conn = sqlite3.connect(path, timeout=30)
             self.conn.executescript(_SCHEMA)
+            self._upgrade()
         self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _upgrade(self) -> None:
+        """Databases made before partial videos: their ``videos`` table allows no status
+        'partial' and has no ``damage`` column. SQLite cannot change a CHECK constraint,
+        so the table is rebuilt (one transaction; ids and the id sequence are kept)."""
+        table_sql = self.conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type='table' AND name='videos'").fetchone()[0]
+        if "'partial'" in table_sql:
+            return
+        create = next(statement for statement in _SCHEMA.split(";")
+                      if "TABLE IF NOT EXISTS videos" in statement)
+        columns = ("id, path, size, mtime_ns, content_hash, duration_s, fps, status, error, "
+                   "indexed_at, embedding")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            sequence = self.conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name='videos'").fetchone()
+            self.conn.execute(create.replace("IF NOT EXISTS videos", "videos_upgraded"))
+            self.conn.execute(f"INSERT INTO videos_upgraded ({columns}) "
+                              f"SELECT {columns} FROM videos")
+            self.conn.execute("DROP TABLE videos")
+            self.conn.execute("ALTER TABLE videos_upgraded RENAME TO videos")
+            if sequence is not None:
+                self.conn.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) "
+                                  "WHERE name='videos'", (sequence[0],))
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -121,11 +157,15 @@ class MetadataDB:
             "FROM videos WHERE path = ?", (path,)).fetchone()
         return VideoRow(*row) if row else None
 
-    def videos(self, status: str | None = "ok") -> list[VideoRow]:
+    def videos(self, status: str | None = "indexed") -> list[VideoRow]:
+        """Rows by status: "indexed" ("ok" or "partial"), "ok", "partial", "failed", or
+        None (all)."""
         query = ("SELECT id, path, size, mtime_ns, content_hash, duration_s, fps, status, error "
                  "FROM videos")
         args: tuple = ()
-        if status is not None:
+        if status == "indexed":
+            query += f" WHERE {_INDEXED_SQL}"
+        elif status is not None:
             query += " WHERE status = ?"
             args = (status,)
         return [VideoRow(*r) for r in self.conn.execute(query + " ORDER BY path", args)]
@@ -150,9 +190,18 @@ class MetadataDB:
             f"WHERE id IN ({marks})", ids)
         return {r[0]: ClipRow(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
+    def damage_of(self, video_id: int) -> list[dict] | None:
+        """The damaged spans (``{start_s, end_s, reason}``) of a partial video, else None."""
+        try:
+            row = self.conn.execute("SELECT damage FROM videos WHERE id = ?",
+                                    (video_id,)).fetchone()
+        except sqlite3.OperationalError:  # a database made before partial videos
+            return None
+        return json.loads(row[0]) if row and row[0] else None
+
     def count(self, level: str) -> int:
         if level == "video":
-            sql = "SELECT COUNT(*) FROM videos WHERE status='ok' AND embedding IS NOT NULL"
+            sql = f"SELECT COUNT(*) FROM videos WHERE {_INDEXED_SQL} AND embedding IS NOT NULL"
         else:
             sql = "SELECT COUNT(*) FROM clips"
         return int(self.conn.execute(sql).fetchone()[0])
@@ -161,8 +210,8 @@ class MetadataDB:
                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids int64, vectors float32 (n, dim)) in batches, for (re)building FAISS."""
         if level == "video":
-            sql = ("SELECT id, embedding FROM videos WHERE status='ok' AND embedding IS NOT "
-                   "NULL ORDER BY id")
+            sql = (f"SELECT id, embedding FROM videos WHERE {_INDEXED_SQL} AND embedding IS "
+                   "NOT NULL ORDER BY id")
         else:
             sql = "SELECT id, embedding FROM clips ORDER BY id"
         cursor = self.conn.execute(sql)
@@ -194,14 +243,14 @@ class MetadataDB:
     def insert_video(
         self, *, path: str, size: int, mtime_ns: int, content_hash: str,
         duration_s: float | None, fps: float | None, status: str, error: str | None,
-        embedding: np.ndarray | None,
+        embedding: np.ndarray | None, damage: str | None = None,
     ) -> int:
         blob = None if embedding is None else np.ascontiguousarray(embedding, np.float32).tobytes()
         cursor = self.conn.execute(
             "INSERT INTO videos(path, size, mtime_ns, content_hash, duration_s, fps, status, "
-            "error, indexed_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "error, indexed_at, embedding, damage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (path, size, mtime_ns, content_hash, duration_s, fps, status, error, time.time(),
-             blob))
+             blob, damage))
         return int(cursor.lastrowid)
 
     def insert_clips(self, video_id: int, spans, embeddings: np.ndarray) -> np.ndarray:

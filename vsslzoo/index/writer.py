@@ -15,6 +15,7 @@ nothing is embedded twice and nothing is lost.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import warnings
@@ -39,7 +40,7 @@ from .layout import (
     stale_files,
     write_manifest,
 )
-from .metadata import MetadataDB, content_fingerprint
+from .metadata import INDEXED, MetadataDB, content_fingerprint
 
 LEVEL_CHOICES = ("video", "clip", "both")
 
@@ -53,6 +54,7 @@ class IndexReport:
     removed: int = 0
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    partial: list[tuple[str, str]] = field(default_factory=list)  # (path, where damaged)
     skipped_failed: int = 0
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     clips: int = 0
@@ -216,7 +218,7 @@ class IndexWriter:
             size = stat.st_size if stat else -1
             mtime = stat.st_mtime_ns if stat else -1
             if row is not None and row.size == size and row.mtime_ns == mtime:
-                if row.status == "ok":
+                if row.status in INDEXED:
                     report.unchanged += 1
                 else:
                     report.skipped_failed += 1
@@ -226,7 +228,7 @@ class IndexWriter:
                     fingerprint = content_fingerprint(path)
                 except OSError:
                     fingerprint = ""
-            if row is not None and row.status == "ok" and fingerprint \
+            if row is not None and row.status in INDEXED and fingerprint \
                     and fingerprint == row.content_hash:
                 self._touch.append((row.id, mtime))  # touched, not changed
                 report.unchanged += 1
@@ -241,8 +243,8 @@ class IndexWriter:
 
     def _indexed_twin(self, fingerprint: str, path: str) -> str | None:
         row = self.db.conn.execute(
-            "SELECT path FROM videos WHERE content_hash = ? AND path != ? AND status='ok' "
-            "LIMIT 1", (fingerprint, path)).fetchone()
+            "SELECT path FROM videos WHERE content_hash = ? AND path != ? AND status IN "
+            "('ok', 'partial') LIMIT 1", (fingerprint, path)).fetchone()
         return row[0] if row else None
 
     # -- committing --------------------------------------------------------------------
@@ -258,14 +260,18 @@ class IndexWriter:
             db.delete_videos(old_ids)
             for todo, features in results:
                 ok = features.error is None
+                partial = ok and getattr(features, "partial", False)
                 video_id = db.insert_video(
                     path=todo.path, size=todo.size, mtime_ns=todo.mtime_ns,
                     content_hash=todo.content_hash,
                     duration_s=features.info.duration_s if ok else None,
                     fps=features.info.fps if ok else None,
-                    status="ok" if ok else "failed", error=features.error,
+                    status="partial" if partial else "ok" if ok else "failed",
+                    error=features.damage_report() if partial else features.error,
                     embedding=features.video_embedding if ok and "video" in self.levels
                     else None,
+                    damage=json.dumps([span.to_dict() for span in features.damage])
+                    if partial else None,
                 )
                 if not ok:
                     continue
@@ -297,6 +303,7 @@ class IndexWriter:
         db = self.db
         generation = db.generation
         counts = {"videos": len(db.videos()), "failed": len(db.videos(status="failed")),
+                  "partial": len(db.videos(status="partial")),
                   "clips": db.count("clip") if "clip" in self.levels else 0,
                   "video_vectors": db.count("video") if "video" in self.levels else 0}
         factories = {}
@@ -401,6 +408,8 @@ def update_index(
                 if features.error is not None:
                     report.failed.append((item.path, features.error))
                 else:
+                    if features.partial:
+                        report.partial.append((item.path, features.damage_report()))
                     report.clips += len(features.spans)
                     if item.replaces is None:
                         report.added += 1

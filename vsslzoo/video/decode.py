@@ -9,6 +9,13 @@ variable frame rate. Two ways to get there, chosen per file from its keyframe sp
 * **sequential**: one pass from the first sample time, for dense clips or long GOPs
   (x264's default keyframe interval is 250 frames: seeking would decode it repeatedly).
 
+Damage need not cost the whole video (archives are full of it, and FFmpeg's own tools
+decode through it): given a ``damage`` list, decoding skips the packets that fail and
+goes on, a stretch from the last good frame to the next clean keyframe is damaged when a
+packet fails, FFmpeg marks a frame corrupt, frames are missing or go back in time, or the
+file ends before its header says; the clips with a sample time in a damaged stretch are
+left out and the stretches reported.
+
 Both select exactly the same frames (the tests check it against a full decode). Only
 selected frames are converted: FFmpeg's scaler (swscale, bilinear) resizes them so the
 display short side equals ``resize``, rotation metadata is applied, then a centre crop.
@@ -23,10 +30,12 @@ many times over; a pool caps each worker (:func:`set_decode_threads`,
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -134,12 +143,132 @@ def _plan_runs(plans: Sequence[ClipPlan], info: VideoInfo, strategy: str) -> lis
     return runs if seek_cost < 0.8 * sequential_cost else [whole]
 
 
+@dataclass(frozen=True)
+class DamagedSpan:
+    """A stretch of a video whose frames could not be decoded intact.
+
+    Attributes:
+        start_s, end_s: seconds from the first frame; ``end_s`` is where decoding was
+            clean again (a keyframe), or the video's end.
+        reason: what was wrong ("corrupt video data (...)", "frames missing",
+            "truncated: ...").
+    """
+
+    start_s: float
+    end_s: float
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.start_s:.2f}-{self.end_s:.2f} s: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def merge_damage(spans: Sequence[DamagedSpan]) -> list[DamagedSpan]:
+    """Overlapping or touching spans merged (their distinct reasons joined), in time order."""
+    merged: list[DamagedSpan] = []
+    for span in sorted(spans, key=lambda s: (s.start_s, s.end_s)):
+        if merged and span.start_s <= merged[-1].end_s + 1e-6:
+            last = merged[-1]
+            reasons = last.reason.split("; ")
+            reason = last.reason if span.reason in reasons else f"{last.reason}; {span.reason}"
+            merged[-1] = DamagedSpan(last.start_s, max(last.end_s, span.end_s), reason)
+        else:
+            merged.append(span)
+    return merged
+
+
+class _Damage:
+    """The damage met while reading one file, in absolute stream seconds.
+
+    A stretch is open from the last good frame (exclusive) until a clean keyframe: frames
+    in between may be missing, or decoded from broken references. Strict (what callers
+    that want all of a clip or nothing ask for): a decoding error, unreadable data or a
+    truncation raises :class:`VideoDecodeError` at once, as it always did; the other
+    signs are ignored.
+    """
+
+    def __init__(self, info: VideoInfo, *, strict: bool) -> None:
+        self.info = info
+        self.strict = strict
+        self.closed: list[tuple[float, float, str]] = []  # (after, before, reason)
+        self.open: tuple[float, str] | None = None
+
+    def _raise(self, since: float | None, reason: str, detail: str | None) -> None:
+        where = f"{since - self.info.start_s:.2f} s" if since is not None else "its start"
+        raise VideoDecodeError(self.info.path, f"{reason} near {where}"
+                               + (f" ({detail})" if detail else ""))
+
+    def note(self, since: float | None, reason: str, detail: str | None = None, *,
+             decode_error: bool = False) -> None:
+        """Frames after ``since`` (the last good frame's time; None: from the start) are
+        not trustworthy until a clean keyframe."""
+        if self.strict:
+            if decode_error:
+                self._raise(since, reason, detail)
+            return
+        if self.open is None:
+            reason = f"{reason} ({detail})" if detail else reason
+            self.open = (-math.inf if since is None else since, reason)
+
+    def clean_keyframe(self, time: float) -> None:
+        if self.open is not None and time > self.open[0]:
+            self.closed.append((self.open[0], time, self.open[1]))
+            self.open = None
+
+    def end_run(self, until: float) -> None:
+        """The pass stops at ``until``: a stretch still open ends there as far as seen."""
+        if self.open is not None:
+            self.closed.append((self.open[0], max(until, self.open[0]), self.open[1]))
+            self.open = None
+
+    def unreadable(self, since: float | None, until: float | None, reason: str,
+                   detail: str | None = None) -> None:
+        """Nothing could be read after ``since`` (until ``until``; None: the end)."""
+        if self.strict:
+            self._raise(since, reason, detail)
+        reason = f"{reason} ({detail})" if detail else reason
+        since = -math.inf if since is None else since
+        if until is None:
+            self.open = self.open or (since, reason)
+        else:
+            self.closed.append((since, until, reason))
+
+    def truncated(self, since: float, until: float, reason: str) -> None:
+        if self.strict:
+            raise VideoDecodeError(self.info.path, reason)
+        self.closed.append((since, until, reason))
+
+    def hits(self, first: float, last: float) -> bool:
+        """Whether a sample time in [first, last] (absolute seconds) falls in the damage."""
+        stretches = self.closed + ([(self.open[0], math.inf, "")] if self.open else [])
+        return any(after < last and first < before for after, before, _ in stretches)
+
+    def spans(self) -> list[DamagedSpan]:
+        """The damage in seconds from the first frame, clamped to the video, merged."""
+        start, duration = self.info.start_s, self.info.duration_s
+        stretches = self.closed + ([(self.open[0], math.inf, self.open[1])]
+                                   if self.open else [])
+        return merge_damage([
+            DamagedSpan(round(min(max(after - start, 0.0), duration), 3),
+                        round(min(max(before - start, 0.0), duration), 3), reason)
+            for after, before, reason in stretches
+        ])
+
+
+def _is_intra(frame) -> bool:
+    kind = frame.pict_type  # an int in PyAV >= 14 (AV_PICTURE_TYPE_I == 1), else an enum
+    return kind == 1 or getattr(kind, "name", kind) == "I"
+
+
 def read_clips(
     path: str | os.PathLike[str],
     plans: Sequence[ClipPlan],
     *,
     resize: int,
     crop: tuple[int, int],
+    damage: list[DamagedSpan] | None = None,
     info: VideoInfo | None = None,
     strategy: str = "auto",
     threads: int | None = None,
@@ -151,6 +280,10 @@ def read_clips(
         plans: clips from :func:`~vsslzoo.video.sampling.plan_clips`.
         resize: display short side in pixels before cropping.
         crop: (height, width) of the centre crop.
+        damage: None: damage raises (below). A list: decoding goes on past damage
+            (corrupt packets are skipped), a clip with a sample time in a damaged stretch
+            is left out (not yielded), and the damaged stretches are appended to the list
+            (:class:`DamagedSpan`, merged, seconds from the first frame).
         info: the file's :func:`probe` result (probed if None).
         strategy: "auto" (by keyframe spacing), "seek" or "sequential".
         threads: FFmpeg decoding threads (None: this process's cap set by
@@ -160,8 +293,8 @@ def read_clips(
         The plan and its clip, ``(3, T, H, W)`` uint8 RGB.
 
     Raises:
-        VideoDecodeError: the file cannot be decoded, or ends (truncated) before the
-            frames its header promises.
+        VideoDecodeError: the file cannot be opened; or (``damage`` None) its data is
+            corrupt, or it ends (truncated) before the frames its header promises.
     """
     if not plans:
         return
@@ -171,6 +304,7 @@ def read_clips(
     runs = _plan_runs(plans, info, strategy)
     import av
 
+    tracker = _Damage(info, strict=damage is None)
     container = open_container(path)
     try:
         stream = container.streams.video[0]
@@ -179,13 +313,15 @@ def read_clips(
         if threads:
             stream.codec_context.thread_count = threads
         for run in runs:
-            yield from _decode_run(container, stream, run, info, geometry, av)
+            yield from _decode_run(container, stream, run, info, geometry, av, tracker)
     finally:
         container.close()
+        if damage is not None:
+            damage.extend(tracker.spans())
 
 
-def _decode_run(container, stream, run: _Run, info: VideoInfo, geometry: FrameGeometry, av
-                ) -> Iterator[tuple[ClipPlan, np.ndarray]]:
+def _decode_run(container, stream, run: _Run, info: VideoInfo, geometry: FrameGeometry, av,
+                damage: _Damage) -> Iterator[tuple[ClipPlan, np.ndarray]]:
     frame_s = 1.0 / info.fps
     # (absolute time, clip slot) for every sample of the run, in time order
     targets = sorted(
@@ -221,57 +357,104 @@ def _decode_run(container, stream, run: _Run, info: VideoInfo, geometry: FrameGe
     def finished() -> Iterator[tuple[ClipPlan, np.ndarray]]:
         nonlocal next_to_yield
         while next_to_yield < len(run.plans) and filled[next_to_yield] == num_frames:
-            yield run.plans[next_to_yield], clips.pop(next_to_yield)
+            plan = run.plans[next_to_yield]
+            clip = clips.pop(next_to_yield)
             next_to_yield += 1
+            # a sample time in a damaged stretch has no trustworthy frame: leave it out
+            if not damage.hits(info.start_s + plan.times[0], info.start_s + plan.times[-1]):
+                yield plan, clip
 
     seek_s = run.first_s + info.start_s - 1.5 * frame_s
-    frames = _frames_from(container, stream, seek_s, info, av)
+    frames = _frames_from(container, stream, seek_s, info, av, damage)
     pending = 0
     prev = None
     prev_time = None
-    try:
-        for frame in frames:
-            time = float(frame.time) if frame.time is not None else prev_time or 0.0
-            while pending < len(targets) and targets[pending][0] <= time:
-                target_time = targets[pending][0]
-                use_prev = prev is not None and target_time - prev_time <= time - target_time
-                assign(pending, prev if use_prev else frame)
-                pending += 1
-            yield from finished()
-            if pending == len(targets):
-                return
-            prev, prev_time = frame, time
-    except av.FFmpegError as exc:
-        where = f"{prev_time - info.start_s:.2f} s" if prev_time is not None else "its start"
-        raise VideoDecodeError(info.path, f"corrupt video data near {where} ({_short(exc)})"
-                               ) from None
+    for frame, time in frames:
+        while pending < len(targets) and targets[pending][0] <= time:
+            target_time = targets[pending][0]
+            use_prev = prev is not None and target_time - prev_time <= time - target_time
+            assign(pending, prev if use_prev else frame)
+            pending += 1
+        yield from finished()
+        if pending == len(targets):
+            damage.end_run(time)
+            return
+        prev, prev_time = frame, time
     if prev is None:
-        raise VideoDecodeError(info.path, "no frame could be decoded")
+        damage.unreadable(run.first_s + info.start_s - frame_s, run.last_s + info.start_s,
+                          "no frame could be decoded")
+        return
     expected_last = info.start_s + info.duration_s - frame_s
     first_missing = targets[pending][0]
     if first_missing < expected_last and prev_time + max(0.5, 3 * frame_s) < expected_last:
-        raise VideoDecodeError(
-            info.path,
-            f"truncated: frames end at {prev_time - info.start_s:.2f} s but the header says "
-            f"{info.duration_s:.2f} s",
-        )
+        damage.truncated(prev_time, info.start_s + info.duration_s,
+                         f"truncated: frames end at {prev_time - info.start_s:.2f} s but the "
+                         f"header says {info.duration_s:.2f} s")
+    damage.end_run(max(prev_time, info.start_s + info.duration_s))  # damage open at the end
     while pending < len(targets):  # past the end: repeat the last frame (padding)
         assign(pending, prev)
         pending += 1
     yield from finished()
 
 
-def _frames_from(container, stream, seek_s: float, info: VideoInfo, av):
-    """Decoded frames starting at the keyframe at or before ``seek_s`` (absolute seconds)."""
+def _frames_from(container, stream, seek_s: float, info: VideoInfo, av, damage: _Damage):
+    """(frame, absolute time) from the keyframe at or before ``seek_s`` (absolute seconds)."""
     time_base = float(stream.time_base)
     if seek_s > info.start_s:
         container.seek(int(seek_s / time_base), stream=stream, backward=True, any_frame=False)
-        decoded = container.decode(stream)
+        decoded = _decoded(container, stream, info, av, damage)
         first = next(decoded, None)
-        if first is not None and first.time is not None and float(first.time) <= seek_s + 1e-6:
+        if first is not None and first[1] <= seek_s + 1e-6:
             yield first
             yield from decoded
             return
+        decoded.close()
         # The demuxer landed after the requested time (imprecise index): start over.
     container.seek(0, stream=stream, backward=True, any_frame=False)
-    yield from container.decode(stream)
+    yield from _decoded(container, stream, info, av, damage)
+
+
+def _decoded(container, stream, info: VideoInfo, av, damage: _Damage):
+    """(frame, absolute time) in presentation order from the container's position, decoding
+    on past damage: a packet that fails to decode is skipped, and the damage (a decoding
+    error, a frame FFmpeg marks corrupt, frames missing or going back in time) is noted in
+    ``damage`` from the last good frame until the next clean keyframe."""
+    time_base = float(stream.time_base)
+    last_time = None
+    last_duration = 0.0
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.FFmpegError, OSError) as exc:  # the demuxer cannot go on
+            damage.unreadable(last_time, None, "unreadable data", _short(exc))
+            return
+        if packet.is_corrupt:
+            damage.note(last_time, "corrupt packet")
+        try:
+            frames = stream.decode(packet)
+        except EOFError:
+            return
+        except av.FFmpegError as exc:
+            damage.note(last_time, "corrupt video data", _short(exc), decode_error=True)
+            continue
+        for frame in frames:
+            if frame.time is None:
+                time = (last_time or info.start_s) + (last_duration or 1.0 / info.fps)
+            else:
+                time = float(frame.time)
+            if last_time is not None and time <= last_time:
+                damage.note(last_time, "timestamps go back (repeated or misplaced data)")
+                continue
+            if last_time is not None and last_duration and \
+                    time - last_time > 2.5 * last_duration + 1e-3:
+                damage.note(last_time, "frames missing")
+            if frame.is_corrupt:
+                damage.note(last_time, "corrupt frame")
+            elif frame.key_frame or _is_intra(frame):
+                damage.clean_keyframe(time)
+            last_time = time
+            last_duration = (frame.duration or 0) * time_base
+            yield frame, time

@@ -5,9 +5,10 @@ to the parent in chunks of ``chunk_clips``. The result queue is bounded, so memo
 bounded by the chunks in flight whatever the videos' lengths. Workers are started with
 the ``spawn`` method: a pool forked after PyAV/FFmpeg threads ran in the parent can hang
 (a forked child inherits the locks of those threads but not the threads; Python's
-``multiprocessing`` docs, "Contexts and start methods"). A worker that dies (a crash inside FFmpeg) costs only the video it was
-on: that video is reported as an error and a new worker takes its place. A worker dies
-with its parent (:func:`~vsslzoo.lifetime.exit_with_parent`), even one killed with -9.
+``multiprocessing`` docs, "Contexts and start methods"). A worker that dies (a crash
+inside FFmpeg) costs only the video it was on: that video is reported as an error and a
+new worker takes its place. A worker dies with its parent
+(:func:`~vsslzoo.lifetime.exit_with_parent`), even one killed with -9.
 
 This module imports no torch, so workers start light.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from ..config import PreprocessConfig
 from ..errors import VideoDecodeError, VsslzooError
 from ..lifetime import exit_with_parent
-from .decode import read_clips, set_decode_threads, threads_per_worker
+from .decode import DamagedSpan, read_clips, set_decode_threads, threads_per_worker
 from .probe import VideoInfo, probe
 from .sampling import ClipSampling, ClipSpan, plan_clips
 
@@ -56,7 +57,18 @@ class VideoFailed:
     reason: str
 
 
-Message = VideoStart | ClipChunk | VideoFailed
+@dataclass(frozen=True)
+class VideoEnd:
+    """A video's last message after its chunks: ``damage`` says where the file is
+    damaged (empty: intact), ``missing`` which clips of :class:`VideoStart`'s spans it
+    cost (they will not come)."""
+
+    video_id: int
+    damage: tuple[DamagedSpan, ...] = ()
+    missing: tuple[ClipSpan, ...] = ()
+
+
+Message = VideoStart | ClipChunk | VideoFailed | VideoEnd
 
 
 def decode_video(
@@ -66,22 +78,41 @@ def decode_video(
     preprocess: PreprocessConfig,
     chunk_clips: int,
 ) -> Iterator[Message]:
-    """All messages for one video (used inline and inside workers)."""
+    """All messages for one video (used inline and inside workers).
+
+    A video ends with :class:`VideoEnd`, or :class:`VideoFailed`. Decoding goes on past
+    damage: the clips it costs are left out (chunks stay runs of consecutive clips) and
+    ``VideoEnd`` says which and why; a video that yields no clip at all fails.
+    """
     try:
         info = probe(path)
         plans = plan_clips(info.duration_s, info.fps, sampling, preprocess)
         yield VideoStart(video_id, info, tuple(p.span for p in plans))
+        damage: list[DamagedSpan] = []
         buffer: list[np.ndarray] = []
         first = 0
-        for _plan, clip in read_clips(path, plans, resize=preprocess.resize,
-                                     crop=preprocess.crop, info=info):
+        kept: set[int] = set()
+        for plan, clip in read_clips(path, plans, resize=preprocess.resize,
+                                     crop=preprocess.crop, info=info, damage=damage):
+            index = plan.span.index
+            if buffer and index != first + len(buffer):  # clips left out in between
+                yield ClipChunk(video_id, first, np.stack(buffer))
+                buffer = []
+            if not buffer:
+                first = index
             buffer.append(clip)
+            kept.add(index)
             if len(buffer) == chunk_clips:
                 yield ClipChunk(video_id, first, np.stack(buffer))
-                first += len(buffer)
                 buffer = []
         if buffer:
             yield ClipChunk(video_id, first, np.stack(buffer))
+        if not kept:
+            where = "; ".join(str(span) for span in damage[:3]) or "unknown"
+            yield VideoFailed(video_id, f"no clip could be decoded intact (damaged {where})")
+        else:
+            yield VideoEnd(video_id, tuple(damage),
+                           tuple(p.span for p in plans if p.span.index not in kept))
     except VideoDecodeError as exc:
         yield VideoFailed(video_id, exc.reason)
     except VsslzooError as exc:

@@ -106,13 +106,14 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         stream = container.streams.video[0]
         time_base = float(stream.time_base) if stream.time_base else 1e-6
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        try:
-            first = next(container.decode(stream))
-        except StopIteration:
-            raise VideoDecodeError(path, "video stream has no decodable frame") from None
-        except av.FFmpegError as exc:
-            raise VideoDecodeError(path, f"corrupt video stream ({_short(exc)})") from None
+        first, error, skipped = _first_frame(container, stream, av)
+        if first is None and error is not None:
+            raise VideoDecodeError(path, f"corrupt video stream ({_short(error)})")
+        if first is None:
+            raise VideoDecodeError(path, "video stream has no decodable frame")
         start_s = float(first.time) if first.time is not None else 0.0
+        if skipped and stream.start_time is not None:  # the first frames are damaged
+            start_s = min(start_s, float(stream.start_time) * time_base)
         rotation = normalise_rotation(getattr(first, "rotation", 0))
 
         if stream.duration is not None:
@@ -144,6 +145,32 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         )
     finally:
         container.close()
+
+
+_FIRST_FRAME_PACKETS = 300
+
+
+def _first_frame(container, stream, av):
+    """(first decodable frame or None, the last error, packets skipped before it): corrupt
+    packets at the start are skipped, as decoding does later on."""
+    error = None
+    skipped = 0
+    try:
+        for count, packet in enumerate(container.demux(stream)):
+            if count >= _FIRST_FRAME_PACKETS:
+                break
+            try:
+                frames = stream.decode(packet)
+            except EOFError:
+                break
+            except av.FFmpegError as exc:
+                error, skipped = exc, skipped + 1
+                continue
+            if frames:
+                return frames[0], error, skipped
+    except (av.FFmpegError, OSError) as exc:
+        error = exc
+    return None, error, skipped
 
 
 def _keyframe_interval(container, stream, time_base: float) -> float | None:
