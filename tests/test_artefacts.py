@@ -153,11 +153,12 @@ def test_cuda_requested_without_cuda(tiny_folder):
         vsslzoo.load(tiny_folder, device="cuda")
 
 
-def test_missing_folder_and_unknown_name(tmp_path):
+def test_missing_folder_and_unknown_name(tmp_path, monkeypatch):
     with pytest.raises(ModelFolderError, match="no such model folder"):
         vsslzoo.load(str(tmp_path / "nope"))
     with pytest.raises(UnknownModelError, match="did you mean 'ctp-r2plus1d-k400'"):
         vsslzoo.load("ctp-r2plus1d-k40")
+    monkeypatch.setattr("vsslzoo.loading.DEFAULT_MODEL", None)  # a build without a default
     with pytest.raises(UnknownModelError, match="no embedded default model"):
         vsslzoo.load()
 

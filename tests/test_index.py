@@ -457,7 +457,9 @@ def test_empty_folder(tiny_folder, tmp_path):
     assert result.exit_code == 1 and "no video files found" in result.output
 
 
-def test_index_requires_model_for_a_new_index(library, tmp_path):
+def test_index_requires_model_for_a_new_index_without_a_default(library, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setattr("vsslzoo.loading.DEFAULT_MODEL", None)  # a build without a default
     result = _invoke("index", library, "-o", tmp_path / "i")
     assert result.exit_code == 2 and "-m/--model is required" in result.output
 

@@ -36,8 +36,10 @@ def test_wheel_maps_training_and_export_into_the_package(tmp_path):
                 for p in (ROOT / "vsslzoo").rglob("*.py")}
     expected |= {f"vsslzoo/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
                  for folder in ("training", "export") for p in (ROOT / folder).rglob("*.py")}
+    expected |= {f"vsslzoo/default_model/{name}"  # the embedded default model
+                 for name in ("config.json", "model.safetensors", "README.md")}
     missing = sorted(expected - set(names))
-    assert not missing, f"modules missing from the wheel (pyproject packages?): {missing}"
+    assert not missing, f"files missing from the wheel (pyproject packages?): {missing}"
     top_level = {n.split("/")[0] for n in names}
     assert top_level <= {"vsslzoo", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1]
                          + ".dist-info"}, top_level
@@ -57,6 +59,10 @@ def test_wheel_maps_training_and_export_into_the_package(tmp_path):
         f"assert vsslzoo.__file__.startswith({str(site)!r}), vsslzoo.__file__\n"
         "assert importlib.util.find_spec('training') is None\n"
         "assert importlib.util.find_spec('export') is None\n"
+        "from vsslzoo import registry\n"
+        "entry = registry.get_entry(vsslzoo.DEFAULT_MODEL)\n"
+        "assert entry.embedded_folder().is_dir(), entry.embedded_folder()\n"
+        f"assert str(entry.embedded_folder()).startswith({str(site)!r})\n"
         "print(len(vsslzoo.list_models()))\n"
     )
     # -S: no site-packages, so an editable install of the checkout cannot shadow the wheel;

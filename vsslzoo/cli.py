@@ -61,6 +61,7 @@ def list_command(pattern: str | None, as_json: bool, markdown: bool) -> None:
             {
                 "name": e.name, "method": e.method, "architecture": e.architecture,
                 "data": e.data, "embed_dim": e.embed_dim, "available": e.available,
+                "offline": e.offline, "default": e.name == registry.DEFAULT_MODEL,
                 "hub_repo": e.hub_repo,
             }
             for e in entries
@@ -73,9 +74,14 @@ def list_command(pattern: str | None, as_json: bool, markdown: bool) -> None:
         click.echo(zoo_table())
         return
     header = ("NAME", "METHOD", "BACKBONE", "DATA", "DIM", "WEIGHTS")
+    def weights(e: registry.ZooEntry) -> str:
+        if not e.available:
+            return "not published"
+        text = "embedded (offline)" if e.offline else "available"
+        return text + (", default" if e.name == registry.DEFAULT_MODEL else "")
+
     rows_text = [
-        (e.name, e.method, e.architecture, e.data, str(e.embed_dim),
-         "available" if e.available else "not published")
+        (e.name, e.method, e.architecture, e.data, str(e.embed_dim), weights(e))
         for e in entries
     ]
     widths = [max(len(row[i]) for row in [header, *rows_text]) for i in range(len(header))]
@@ -107,14 +113,16 @@ def _echo_info(info: dict, indent: int = 0) -> None:
 
 
 @main.command("info")
-@click.argument("model")
+@click.argument("model", required=False)
 @click.option("--revision", help="Hub branch, tag or commit (for hf-hub: and zoo names).")
 @click.option("--offline", is_flag=True, help="Use the local Hugging Face cache only.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info_command(model: str, revision: str | None, offline: bool, as_json: bool) -> None:
+def info_command(model: str | None, revision: str | None, offline: bool, as_json: bool
+                 ) -> None:
     """Show a model's config, preprocessing, provenance, paper and weights location.
 
-    MODEL is a zoo name, hf-hub:ORG/NAME[@REV] or a model folder.
+    MODEL is a zoo name, hf-hub:ORG/NAME[@REV] or a model folder (default: the embedded
+    default model).
     """
     from .loading import describe
 
@@ -152,7 +160,8 @@ def _require_model(model: str | None) -> str | None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Output folder (created; re-running skips videos already there).")
-@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder.")
+@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder "
+              "(default: the embedded default model, vsslzoo.DEFAULT_MODEL).")
 @click.option("--clips", default="uniform:10", show_default=True,
               help="Clip sampling: uniform:N, sliding:SECONDS or segment:A-B.")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "npy"]), default="parquet",
@@ -275,7 +284,8 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--output", default="vsslzoo-index", show_default=True,
               type=click.Path(file_okay=False), help="Index folder (created or updated).")
-@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder.")
+@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder "
+              "(default: the embedded default model, vsslzoo.DEFAULT_MODEL).")
 @click.option("--level", type=click.Choice(["video", "clip", "both"]), default=None,
               help="Index whole videos, moments (clips), or both (default: both, or what "
                    "the existing index has).")
@@ -451,7 +461,7 @@ def _triple(value: str | None) -> tuple[int, int, int] | None:
 
 
 @main.command("export")
-@click.argument("model")
+@click.argument("model", required=False)
 @click.option("--format", "fmt", type=click.Choice(["onnx", "tensorrt"]), required=True,
               help="onnx: MODEL is a zoo name, hf-hub ref or model folder; tensorrt: MODEL "
                    "is an ONNX export folder.")
@@ -474,10 +484,15 @@ def _triple(value: str | None) -> tuple[int, int, int] | None:
               help="TensorRT builder workspace.")
 def export_command(model, fmt, output, dynamic, opset, no_check, precision, min_batch,
                    opt_batch, max_batch, frames, height, width, workspace_gb) -> None:
-    """Export MODEL to ONNX (checked against PyTorch) or build a TensorRT engine."""
+    """Export MODEL to ONNX (checked against PyTorch) or build a TensorRT engine.
+
+    MODEL defaults to the embedded default model for ONNX; for TensorRT it is the folder
+    an ONNX export wrote."""
     if fmt == "onnx":
         from .export.onnx import export_onnx
+        from .loading import DEFAULT_MODEL
 
+        model = _require_model(model) or DEFAULT_MODEL
         report = export_onnx(model, output, dynamic=dynamic, opset=opset, check=not no_check)
         click.echo(f"wrote {report.onnx_path} (opset {report.opset}, dynamic {report.dynamic},"
                    f" {report.seconds:.1f} s)")
@@ -486,6 +501,9 @@ def export_command(model, fmt, output, dynamic, opset, no_check, precision, min_
                        f"|diff| {parity.max_abs_diff:.2e} -> "
                        f"{'ok' if parity.passed else 'FAILED'}")
         return
+    if model is None:
+        raise click.UsageError("--format tensorrt needs MODEL: the folder written by "
+                               "`vsslzoo export MODEL --format onnx -o FOLDER`")
     from .export.tensorrt import build_engine
 
     report = build_engine(model, precision=precision, min_batch=min_batch,
@@ -526,7 +544,8 @@ def eval_group() -> None:
               help="CSV 'path,label' of the gallery (e.g. the train split).")
 @click.option("--queries", required=True, type=click.Path(exists=True, dir_okay=False),
               help="CSV 'path,label' of the queries (e.g. the test split).")
-@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder.")
+@click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder "
+              "(default: the embedded default model, vsslzoo.DEFAULT_MODEL).")
 @click.option("--clips", default="uniform:10", show_default=True,
               help="Clips averaged per video.")
 @click.option("--centre/--no-centre", default=True, show_default=True,

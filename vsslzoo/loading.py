@@ -22,7 +22,8 @@ from .config import CONFIG_FILENAME, WEIGHTS_FILENAME, ModelConfig
 from .errors import ConfigError, ModelFolderError, ModelNotAvailableError, UnknownModelError
 from .hub import HUB_PREFIX, HubRef, download_files
 
-DEFAULT_MODEL: str | None = None  # the embedded default model ships with the CtP recipe
+# The model used whenever none is named: shipped inside the package, loads offline.
+DEFAULT_MODEL: str | None = registry.DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,14 @@ def fetch_files(
         assert source.entry is not None
         if not source.entry.available:
             raise ModelNotAvailableError(not_available_message(source.entry))
+        if source.entry.embedded is not None:  # inside the package: never downloaded
+            folder = source.entry.embedded_folder()
+            missing = [name for name in filenames if not (folder / name).is_file()]
+            if missing:
+                raise ModelFolderError(
+                    f"the embedded model {source.entry.name!r} lacks {missing} in {folder}: "
+                    "the installation is incomplete; reinstall vsslzoo")
+            return {name: folder / name for name in filenames}
     assert source.hub is not None
     return download_files(
         source.hub, filenames, cache_dir=cache_dir, local_files_only=local_files_only,
@@ -260,13 +269,14 @@ def _load_exported(source: Source, backend: str, *, device, precision, cache_dir
 
 
 def describe(
-    name_or_path: str | os.PathLike[str],
+    name_or_path: str | os.PathLike[str] | None = None,
     *,
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     local_files_only: bool | None = None,
 ) -> dict[str, Any]:
-    """What ``vsslzoo info`` shows: config, preprocessing, provenance, weights location.
+    """What ``vsslzoo info`` shows: config, preprocessing, provenance, weights location
+    (of :data:`DEFAULT_MODEL` when ``name_or_path`` is None).
 
     Needs no torch; for a Hub repository only config.json is fetched.
     """
@@ -275,10 +285,13 @@ def describe(
         assert source.entry is not None
         info = source.entry.to_dict()
         info["source"] = "zoo"
-        info["weights"] = (
-            f"https://huggingface.co/{source.entry.hub_repo}" if source.entry.available
-            else "not published: " + source.entry.obtain
-        )
+        entry = source.entry
+        if entry.available and entry.embedded is not None:
+            info["weights"] = f"embedded in the package (offline): {entry.embedded_folder()}"
+        elif entry.available:
+            info["weights"] = f"https://huggingface.co/{entry.hub_repo}"
+        else:
+            info["weights"] = "not published: " + entry.obtain
         return info
     paths = fetch_files(
         source, cache_dir=cache_dir, local_files_only=local_files_only,

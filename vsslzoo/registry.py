@@ -28,6 +28,7 @@ import difflib
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ._paper_facts import METHODS, RESULTS
@@ -59,6 +60,8 @@ DATASETS = {
     "k400": "Kinetics-400",
     "ssv2": "Something-Something V2",
     "synthetic": "vsslzoo synthetic motion videos",
+    "corpus": "the vsslzoo corpus (camera footage, photographs in motion and synthetic "
+              "videos from PyPI and Debian packages)",
 }
 
 
@@ -86,6 +89,11 @@ class ZooEntry:
         onnx_sha256: sha256 of the repository's model.onnx (the ``vsslzoo export`` graph
             of these weights); verified after every download. None: no graph is published,
             and ``load(name, backend="onnxruntime")`` says how to export one.
+        embedded: folder inside the installed ``vsslzoo`` package that holds
+            config.json + model.safetensors (the embedded default model): loads offline,
+            sha256-checked like a download.
+        measured: numbers vsslzoo measured on these weights, each a dict with ``task``,
+            ``dataset``, ``metric``, ``value`` and ``source`` (the command).
     """
 
     name: str
@@ -103,11 +111,25 @@ class ZooEntry:
     obtain: str = ""
     license: str = "mit"
     onnx_sha256: str | None = None
+    embedded: str | None = None
+    measured: tuple[dict[str, Any], ...] = ()
 
     @property
     def available(self) -> bool:
-        """True when published weights can be downloaded (and checked) from ``hub_repo``."""
+        """True when weights can be had (downloaded from ``hub_repo``, or embedded in the
+        package) and checked against ``sha256``."""
         return self.provenance.kind in ("converted", "trained") and self.sha256 is not None
+
+    @property
+    def offline(self) -> bool:
+        """True when the weights ship inside the package (no download ever)."""
+        return self.embedded is not None
+
+    def embedded_folder(self) -> Path:
+        """The package folder holding the embedded weights (``embedded`` must be set)."""
+        if self.embedded is None:
+            raise ValueError(f"{self.name} is not embedded in the package")
+        return Path(__file__).resolve().parent / self.embedded
 
     @property
     def paper(self) -> dict[str, Any]:
@@ -156,10 +178,13 @@ class ZooEntry:
             "config_sha256": self.config_sha256,
             "onnx_sha256": self.onnx_sha256,
             "available": self.available,
+            "offline": self.offline,
+            "default": self.name == DEFAULT_MODEL,
             "provenance": self.provenance.to_dict(),
             "obtain": self.obtain,
             "license": self.license,
             "reported_results": self.reported_results,
+            "measured": list(self.measured),
         }
 
 
@@ -244,7 +269,53 @@ _BUILTIN: tuple[ZooEntry, ...] = (
     _entry("corpm-r3d50-ssv2", ("r3d_50", {}, 2048), _CORP_SSV2_INPUT, "--variant m --clips 4"),
 )
 
-_REGISTRY: dict[str, ZooEntry] = {entry.name: entry for entry in _BUILTIN}
+# -- the embedded default model ---------------------------------------------------------
+# Trained on this project's CPU by the ParamCrop recipe's default-cpu preset, on the corpus
+# that `python -m vsslzoo.training.data.corpus` rebuilds; shipped in the wheel (package
+# folder vsslzoo/default_model/) so the main job runs offline on a fresh machine.
+DEFAULT_MODEL = "paramcrop-s3dg025-corpus"
+_DEFAULT_INPUT = PreprocessConfig(
+    num_frames=8, frame_stride=2, resize=128, crop=(112, 112),
+    mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), normalize="clip",
+)
+_DEFAULT_TRAIN = (
+    "python -m vsslzoo.training.data.corpus corpus/\n"
+    "python -m vsslzoo.training paramcrop --data corpus/train.csv --arch s3dg "
+    "--preset default-cpu --workers 1 --out runs/default"
+    "  # then vsslzoo.load('runs/default/model')"
+)
+_DEFAULT_ENTRY = ZooEntry(
+    name=DEFAULT_MODEL,
+    method="paramcrop",
+    architecture="s3dg",
+    model_args={"width": 0.25, "flip_invariant": True},
+    embed_dim=256,
+    preprocess=_DEFAULT_INPUT,
+    data="corpus",
+    hub_repo=f"{HUB_ORG}/{DEFAULT_MODEL}",
+    sha256="0b92999494b0bf3c7e358d4a1fb28aa4998b90dc928199342408ed68b00e4079",  # DEFAULT_SHA256
+    provenance=Provenance(
+        kind="trained", method="paramcrop", data=DATASETS["corpus"],
+        source="python -m vsslzoo.training paramcrop --preset default-cpu (this repository)",
+        notes="ParamCrop (SimCLR) at CPU scale: S3D-G x1/4, 8x112^2 clips; see the "
+              "default-cpu preset's docstring for every deviation from the paper.",
+    ),
+    obtain=_DEFAULT_TRAIN,
+    embedded="default_model",
+    measured=(
+        {'task': 'near-duplicate retrieval', 'dataset': 'held-out real footage (12 segments)', 'metric': 'R@1 reencode', 'value': 0.917, 'source': 'python bench/retrieval.py --footage <dev footage> (bench/RESULTS.md)'},
+        {'task': 'near-duplicate retrieval', 'dataset': 'held-out real footage (12 segments)', 'metric': 'R@1 flip', 'value': 1.0, 'source': 'python bench/retrieval.py --footage <dev footage> (bench/RESULTS.md)'},
+        {'task': 'near-duplicate retrieval', 'dataset': 'held-out real footage (12 segments)', 'metric': 'R@1 brightness', 'value': 0.917, 'source': 'python bench/retrieval.py --footage <dev footage> (bench/RESULTS.md)'},
+        {'task': 'near-duplicate retrieval', 'dataset': 'held-out real footage (12 segments)', 'metric': 'R@1 crop80', 'value': 0.833, 'source': 'python bench/retrieval.py --footage <dev footage> (bench/RESULTS.md)'},
+        {'task': 'near-duplicate retrieval', 'dataset': 'held-out real footage (12 segments)', 'metric': 'R@1 mean', 'value': 0.917, 'source': 'python bench/retrieval.py --footage <dev footage> (bench/RESULTS.md)'},
+        {'task': 'motion retrieval', 'dataset': 'synthetic motion (8 classes)', 'metric': 'R@1', 'value': 0.292, 'source': 'vsslzoo eval retrieval (bench/RESULTS.md)'},
+        {'task': 'pretraining', 'dataset': 'vsslzoo corpus', 'metric': 'NT-Xent loss at step 10', 'value': 3.833, 'source': 'training/RESULTS.md'},
+        {'task': 'pretraining', 'dataset': 'vsslzoo corpus', 'metric': 'NT-Xent loss at step 300', 'value': 2.344, 'source': 'training/RESULTS.md'},
+        {'task': 'speed (2-core CPU)', 'dataset': '360p h264', 'metric': 'vsslzoo index time / plain decode time', 'value': 1.78, 'source': 'python bench/extract.py --default-model'},
+    ),
+)
+
+_REGISTRY: dict[str, ZooEntry] = {entry.name: entry for entry in (*_BUILTIN, _DEFAULT_ENTRY)}
 
 
 def list_models(pattern: str | None = None) -> list[str]:

@@ -24,6 +24,7 @@ _HUB_DATASETS = {
     "k400": "kinetics400",
     "ssv2": "something_something_v2",
     "synthetic": "synthetic",
+    "corpus": "vsslzoo-corpus",
 }
 _ARCH_TEXT = {
     "r3d_18": "3D ResNet-18 (torchvision `r3d_18` layout): 3x3x3 convolutions, stem (3,7,7) "
@@ -132,10 +133,21 @@ def render_card(config: ModelConfig, entry: registry.ZooEntry | None = None) -> 
                "decoded pixels.\n")
     out.append(_preprocess_table(config) + "\n")
     out.append("## Training recipe\n")
-    if paper:
+    if entry and entry.data == "corpus":
+        out.append("A CPU-scale variant of the paper's recipe, trained by vsslzoo on a "
+                   "2-core CPU: the `default-cpu` preset of the ParamCrop recipe, whose "
+                   "docstring (`training/paramcrop/train.py`) lists every deviation from "
+                   f"the paper. The paper's recipe: {paper['recipe']}\n" if paper else "")
+    elif paper:
         out.append(f"As in the paper: {paper['recipe']}\n")
     if entry:
         out.append("With vsslzoo:\n\n```\n" + entry.obtain + "\n```\n")
+    if entry and entry.measured:
+        out.append("## Measured by vsslzoo\n")
+        out.append("Numbers measured on these weights, each with the command that produced "
+                   "it (details in the repository's `bench/RESULTS.md` and "
+                   "`training/RESULTS.md`).\n")
+        out.append(_results_table(list(entry.measured)) + "\n")
     if entry:
         out.append("## Results reported in the paper\n")
         out.append("Numbers the authors report for their own weights of this backbone and "
@@ -150,8 +162,11 @@ def render_card(config: ModelConfig, entry: registry.ZooEntry | None = None) -> 
                "clustering, and as initialisation for fine-tuning action recognition. "
                "Not a classifier: it outputs embeddings, not labels.\n")
     out.append("## Limitations\n")
+    biases = ("a few hundred short clips: near-duplicate and moment search of footage, "
+              "not action semantics" if entry and entry.data == "corpus"
+              else "mostly human actions from web video")
     out.append(f"Trained on {data or 'unstated data'}: features reflect that data's "
-               "content and biases (mostly human actions from web video). Self-supervised "
+               f"content and biases ({biases}). Self-supervised "
                "features are sensitive to the preprocessing above; feeding other clip "
                "lengths, frame rates or resolutions degrades them.\n")
     out.append("## Provenance of the weights\n")

