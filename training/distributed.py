@@ -1,8 +1,13 @@
-"""Cross-process gathers the contrastive recipes share (negatives from every GPU).
+"""Cross-process pieces the recipes share: gathers (negatives from every GPU) and
+batch statistics over the whole batch.
 
 * :func:`gather_with_grad`: every process's rows, concatenated by rank, with gradients
   flowing back to the process that owns each row;
-* :func:`gather_no_grad`: the same for labels, ids and momentum-encoder keys.
+* :func:`gather_no_grad`: the same for labels, ids and momentum-encoder keys;
+* :func:`sync_batch_norm`: BatchNorm over the global batch (``--sync-bn``):
+  ``torch.nn.SyncBatchNorm`` on GPUs, :class:`GlobalBatchNorm` elsewhere (PyTorch's
+  SyncBatchNorm refuses CPU tensors, so a gloo run would otherwise fail in its first
+  forward pass).
 
 Processes may hold different numbers of rows (a batch shrinks when a broken video is
 skipped): rows are padded to the largest count for the exchange and the padding is
@@ -19,6 +24,7 @@ gradients over processes as usual.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def world() -> tuple[int, int]:
@@ -83,3 +89,101 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in range(size)]
     torch.distributed.all_gather(parts, padded)
     return torch.cat([part[:n] for part, n in zip(parts, counts)])
+
+
+class _GlobalBatchNorm(torch.autograd.Function):
+    """Batch normalisation over the rows of every process, with the analytic backward
+    pass of BatchNorm (``torch.nn.SyncBatchNorm``'s: the sums of ``dy`` and
+    ``dy * x_hat`` are all-reduced). Statistics and gradient sums are accumulated in
+    float64. Returns ``(y, mean, unbiased variance)`` (the last two for the running
+    statistics)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float):
+        dims = [0, *range(2, x.dim())]
+        shape = (1, -1, *[1] * (x.dim() - 2))
+        stats = torch.cat((x.double().sum(dims),
+                           x.new_tensor([x.numel() // x.shape[1]], dtype=torch.float64)))
+        torch.distributed.all_reduce(stats)
+        count, mean = stats[-1], stats[:-1] / stats[-1]
+        centred = x.double() - mean.view(shape)
+        var = (centred * centred).sum(dims)
+        torch.distributed.all_reduce(var)
+        var = var / count
+        invstd = torch.rsqrt(var + eps)
+        x_hat = centred * invstd.view(shape)
+        ctx.save_for_backward(x_hat.to(x.dtype), invstd, weight)
+        ctx.count = float(count)
+        out = (x_hat * weight.double().view(shape) + bias.double().view(shape)).to(x.dtype)
+        unbiased = var * count / (count - 1).clamp_min(1)
+        mean, unbiased = mean.to(x.dtype), unbiased.to(x.dtype)
+        ctx.mark_non_differentiable(mean, unbiased)
+        return out, mean, unbiased
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor, _mean, _var):
+        x_hat, invstd, weight = ctx.saved_tensors
+        dims = [0, *range(2, grad_out.dim())]
+        shape = (1, -1, *[1] * (grad_out.dim() - 2))
+        dy = grad_out.double()
+        x_hat = x_hat.double()
+        local = torch.cat((dy.sum(dims), (dy * x_hat).sum(dims)))
+        grad_bias, grad_weight = local.chunk(2)  # this process's share; DDP averages them
+        total = local.clone()
+        torch.distributed.all_reduce(total)
+        mean_dy, mean_dy_xhat = (total / ctx.count).chunk(2)
+        grad_x = (dy - mean_dy.view(shape) - x_hat * mean_dy_xhat.view(shape)) \
+            * (invstd * weight.double()).view(shape)
+        return (grad_x.to(grad_out.dtype), grad_weight.to(weight.dtype),
+                grad_bias.to(weight.dtype), None)
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm (any of 1d / 2d / 3d) whose training statistics are those of the global
+    batch: the rows of every process together, as ``torch.nn.SyncBatchNorm`` computes
+    them, for devices it does not support (CPU under gloo). The running variance is the
+    unbiased one, as in ``F.batch_norm``. Outside a process group, or in eval mode, it is
+    a plain BatchNorm. Same parameters and buffers as ``nn.BatchNorm*d`` (checkpoints
+    and exports are interchangeable)."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and world()[1] > 1):
+            return super().forward(x)
+        weight = self.weight if self.affine else x.new_ones(x.shape[1])
+        bias = self.bias if self.affine else x.new_zeros(x.shape[1])
+        out, mean, var = _GlobalBatchNorm.apply(x, weight, bias, self.eps)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                          else self.momentum)
+                self.running_mean.mul_(1 - factor).add_(mean * factor)
+                self.running_var.mul_(1 - factor).add_(var * factor)
+        return out
+
+
+def sync_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` with every BatchNorm computing its statistics over all processes:
+    ``nn.SyncBatchNorm`` on CUDA, :class:`GlobalBatchNorm` on other devices. Parameters
+    are moved, not copied (optimiser groups and momentum encoders keep them)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and \
+            not isinstance(module, GlobalBatchNorm):
+        converted = GlobalBatchNorm(module.num_features, module.eps, module.momentum,
+                                    module.affine, module.track_running_stats)
+        if module.affine:
+            converted.weight, converted.bias = module.weight, module.bias
+        if module.track_running_stats:
+            converted.running_mean = module.running_mean
+            converted.running_var = module.running_var
+            converted.num_batches_tracked = module.num_batches_tracked
+        converted.train(module.training)
+        return converted
+    for name, child in module.named_children():
+        module.add_module(name, sync_batch_norm(child, device))
+    return module
