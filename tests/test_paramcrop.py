@@ -498,27 +498,50 @@ def test_nt_xent_across_two_processes_equals_one_big_batch(tmp_path):
     torch.testing.assert_close(torch.cat([p["grad2"] for p in parts]), full2.grad)
 
 
-def test_two_process_gloo_ddp_moco_gathers_and_stays_in_sync(synth, tmp_path):
-    """torchrun, 2 processes, MoCo: keys gathered across ranks (unequal batches when a
-    short video is skipped) with Shuffle-BN, the queue kept identical, replicas
-    identical at the end."""
-    import os
-    import subprocess
-    import sys
+def _deterministic_views(train) -> None:
+    """No flip, no jitter: with --no-spatial --no-temporal a view is then a function of its
+    video alone, not of the random draws of the process that holds it (seeded per
+    process, so they differ between a 2-process run and a 1-process run)."""
+    options = train._options
+    train._options = lambda args: {**options(args), "flip_prob": 0.0, "jitter_prob": 0.0}
 
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-port", str(_free_port()), "-m", "vsslzoo.training", "paramcrop", "--data",
-               str(synth), "--preset", "smoke", "--framework", "moco", "--workers", "0",
-               "--steps", "2", "--batch-size", "4", "--out", str(out), "--log-every", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    info = json.loads((out / "run.json").read_text())
+
+def _moco_rank(rank: int, port: int, argv: list[str]) -> None:
+    from ddp_checks import as_rank
+
+    from vsslzoo.training.paramcrop import train
+
+    as_rank(rank, port)
+    _deterministic_views(train)
+    train.main(argv)
+
+
+def test_two_process_gloo_ddp_moco_equals_one_process(synth, tmp_path, monkeypatch):
+    """MoCo in 2 processes x 2 videos (--sync-bn), one step, equals one process over the
+    same 4 videos: the logged loss (mean over the processes), the gradients, the weights,
+    the momentum-updated key encoder, the BatchNorm statistics, and the queue: the same 8
+    keys (both views of every video of every process, gathered; in another order) at
+    the same pointer. Every process ends with the same weights and buffers (the queue
+    is kept identical on all of them)."""
+    from ddp_checks import assert_same_step, clean_copy, free_port, spawn_two
+
+    from vsslzoo.training.paramcrop import train
+
+    data = clean_copy(synth, "short/")  # equal shares: no video skipped
+    argv = ["--data", str(data), "--preset", "smoke", "--framework", "moco", "--workers",
+            "0", "--steps", "3", "--max-steps", "1", "--batch-size", "4", "--log-every", "1",
+            "--no-spatial", "--no-temporal"]
+    spawn_two(_moco_rank, (free_port(), [*argv, "--sync-bn", "--out", str(tmp_path / "two")]))
+    monkeypatch.setattr(train, "_options", train._options)  # restored after the test
+    _deterministic_views(train)
+    main([*argv, "--out", str(tmp_path / "one")])
+    info = json.loads((tmp_path / "two" / "run.json").read_text())
     assert info["world_size"] == 2 and info["config"]["batch_size"] == 2
     assert info["ranks_max_weight_difference"] == 0.0
-    records = _records(out)
-    assert [r["step"] for r in records] == [1, 2]
-    clips = 2 * 4 - sum(r["skipped_videos"] for r in records)  # both views of each, all ranks
-    state = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
-    assert int(state["queue.pointer"]) == 2 * clips
+    assert info["ranks_max_buffer_difference"] == 0.0
+    (two,), (one,) = _records(tmp_path / "two"), _records(tmp_path / "one")
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["model"]
+    assert int(state["queue.pointer"]) == 2 * 4
+    assert_same_step(tmp_path / "one" / "checkpoint.pt", tmp_path / "two" / "checkpoint.pt",
+                     unordered=("queue.keys",))

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vsslzoo.errors import ConfigError
+
 
 @dataclass
 class LinearProbeResult:
@@ -38,7 +40,8 @@ def linear_probe(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray,
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(test_y) - set(classes))
     if unknown:
-        raise ValueError(f"test labels never seen in training: {unknown}")
+        raise ConfigError(f"test labels never seen in training: {unknown}; the --test CSV "
+                          "may only use labels that the --train CSV has")
     mean = train_x.mean(axis=0, keepdims=True)
     std = train_x.std(axis=0, keepdims=True) + 1e-6
     xtr = torch.from_numpy(((train_x - mean) / std).astype(np.float32))
@@ -75,5 +78,7 @@ def video_features(model, rows: list[tuple[str, str]], *, clips: str = "uniform:
         else:
             failed.append((result.path, result.error))
     if not features:
-        raise ValueError("no video could be embedded")
+        path, error = failed[0] if failed else ("", "no rows")
+        raise ConfigError(f"none of the {len(rows)} videos could be embedded (first: {path}: "
+                          f"{error}); check the paths in the CSV")
     return np.stack(features), kept, failed

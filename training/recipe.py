@@ -5,6 +5,13 @@ from :func:`recipe_parser`, calls :func:`finish_args` (which restores a resumed 
 flags from ``RUN/run.json`` unless given again), builds its model and dataset, and hands
 :func:`backbone_exporter` to the :class:`~.trainer.Trainer`. :func:`run_or_export` then
 trains, or with ``--export-only`` writes ``RUN/model`` from the last checkpoint.
+
+Resuming: run.json records every flag's value (``args``) and which flags were given on
+the command line (``args.given``); ``--data`` is recorded as an absolute path. A resumed
+run takes every flag it is not given again from there, except the ones that describe one
+invocation (``--resume``, ``--max-steps``, ``--export-only``) and ``--workers`` when the
+first run left it at its default (the default follows the machine). A run.json from
+before ``given`` was recorded restores every flag not given again.
 """
 
 from __future__ import annotations
@@ -16,11 +23,40 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vsslzoo.errors import ConfigError
+
 # flags that describe this invocation only, never restored from run.json on --resume
-_NOT_RESTORED = ("resume", "max_steps", "export_only")
+_NOT_RESTORED = ("resume", "max_steps", "export_only", "given")
+# flags whose default depends on the machine: restored only if the first run gave them
+_MACHINE_DEFAULTS = ("workers",)
 
 
-def recipe_parser(method: str, description: str, *, default_workers: int = 4
+def default_workers() -> int:
+    """Decoding workers per process when ``--workers`` is not given: the cores this
+    process may use (its CPU affinity, shared among ``torchrun``'s processes on the
+    node), less one for the training step itself, at most 4 (the decoding of one
+    video per worker keeps pace with a GPU step at the smaller presets; give more for the
+    paper-size presets). 2 cores: 1 worker; 1 core: 0 (decode in the training process)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    per_process = cores // max(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)
+    return max(0, min(4, per_process - 1))
+
+
+def given_or(value: Any, default: Any) -> Any:
+    """``value`` unless it is None (a flag not given): an explicit 0 is kept."""
+    return default if value is None else value
+
+
+def bad_options(error: Exception) -> ConfigError:
+    """A recipe's invalid combination of options (a ValueError from a config's checks)
+    as the error ``python -m vsslzoo.training`` reports in one line."""
+    return ConfigError(f"invalid options: {error}")
+
+
+def recipe_parser(method: str, description: str, *, workers: int | None = None
                   ) -> argparse.ArgumentParser:
     """A parser with the flags every recipe has; the recipe adds ``--arch``,
     ``--preset`` and its own."""
@@ -36,10 +72,15 @@ def recipe_parser(method: str, description: str, *, default_workers: int = 4
     parser.add_argument("--batch-size", type=int, help="total batch (default: the preset's)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
     parser.add_argument("--width", type=float, help="backbone width multiplier")
-    parser.add_argument("--workers", type=int, default=default_workers,
-                        help="decoding workers per process")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
+    workers = default_workers() if workers is None else workers
+    parser.add_argument("--workers", type=int, default=workers,
+                        help=f"decoding workers per process (default here: {workers}, the "
+                             "usable cores less one, at most 4)")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
+                        help="bf16 autocast")
+    parser.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=None,
+                        help="BatchNorm statistics over all processes under DDP (default: "
+                             "the preset's; off unless it says otherwise)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--checkpoint-every", type=int, default=1000)
@@ -48,23 +89,55 @@ def recipe_parser(method: str, description: str, *, default_workers: int = 4
     return parser
 
 
+def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the options present in ``argv`` (whatever their values)."""
+    defaults = {action: action.default for action in parser._actions}
+    try:
+        for action in defaults:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in defaults.items():
+            action.default = default
+
+
 def finish_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """Parse; on ``--resume RUN`` take every flag not given again from ``RUN/run.json``."""
+    """Parse; on ``--resume RUN`` take the flags not given again from ``RUN/run.json``
+    (see the module docstring); check the common flags' values."""
     args = parser.parse_args(argv)
+    given = given_flags(parser, argv)
     if args.export_only and not args.resume:
         parser.error("--export-only needs --resume RUN")
+    if args.data and "data" in given:  # recorded absolute: a resume may start elsewhere
+        args.data = os.path.abspath(args.data)
     if args.resume:
         run_json = Path(args.resume) / "run.json"
         if not run_json.exists():
             parser.error(f"--resume {args.resume}: no run.json there (not a run folder)")
         saved = json.loads(run_json.read_text())["args"]
+        first_given = set(saved["given"]) if "given" in saved else None
         for key, value in saved.items():
-            if key not in _NOT_RESTORED and hasattr(args, key) and \
-                    getattr(args, key) == parser.get_default(key):
-                setattr(args, key, value)
+            if key in _NOT_RESTORED or key in given or not hasattr(args, key):
+                continue
+            if key in _MACHINE_DEFAULTS and first_given is not None and \
+                    key not in first_given:
+                continue
+            setattr(args, key, value)
+        given |= first_given or set()
         args.out = args.resume
+    args.given = sorted(given - {"resume", "max_steps", "export_only"})
     if not args.data or not args.out:
         parser.error("--data and --out are required (or --resume RUN)")
+    checks = {"batch_size": (1, "a positive number of videos"),
+              "steps": (1, "a positive number of steps"),
+              "max_steps": (0, ">= 0"), "lr": (0, ">= 0"), "workers": (0, ">= 0"),
+              "log_every": (1, ">= 1"), "checkpoint_every": (1, ">= 1")}
+    for key, (low, wanted) in checks.items():
+        value = getattr(args, key)
+        if value is not None and value < low:
+            parser.error(f"--{key.replace('_', '-')} {value}: must be {wanted}")
+    if args.width is not None and args.width <= 0:
+        parser.error(f"--width {args.width}: must be > 0 (a backbone width multiplier)")
     return args
 
 
@@ -109,11 +182,15 @@ def backbone_exporter(method: str, args: argparse.Namespace, architecture: str,
 def run_or_export(trainer, args: argparse.Namespace, export: Callable[[Any, Path], None]
                   ) -> dict[str, float]:
     """Train (resuming with ``--resume``), or with ``--export-only`` export the last
-    checkpoint to ``RUN/model``."""
-    if args.export_only:
-        if not trainer.load_checkpoint():
-            raise SystemExit(f"no checkpoint in {args.out}")
-        export(trainer.model, Path(args.out) / "model")
-        print(f"exported step {trainer.step} to {Path(args.out) / 'model'}")
-        return {}
-    return trainer.fit(resume=bool(args.resume))
+    checkpoint to ``RUN/model``; leave the process group at the end either way."""
+    try:
+        if args.export_only:
+            if not trainer.load_checkpoint():
+                raise SystemExit(f"no checkpoint in {args.out}")
+            if trainer.rank == 0:
+                export(trainer.model, Path(args.out) / "model")
+                print(f"exported step {trainer.step} to {Path(args.out) / 'model'}")
+            return {}
+        return trainer.fit(resume=bool(args.resume))
+    finally:
+        trainer.close()

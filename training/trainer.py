@@ -13,26 +13,37 @@ function that exports the trained backbone. Two optional model methods:
 The trainer:
 
 * joins a ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on GPUs, gloo on CPU),
-  wraps the model in DDP (optionally SyncBatchNorm) and shards the data with a
-  DistributedSampler;
+  wraps the model in DDP (optionally with BatchNorm over the global batch,
+  :func:`~.distributed.sync_batch_norm`) and shards the data with a DistributedSampler;
+  :meth:`Trainer.close` leaves the process group (a process that exits inside one may
+  abort in its destructors);
 * decodes in DataLoader workers started with ``spawn`` (FFmpeg threads and ``fork`` do
   not mix: a forked child inherits the locks of the parent's decoder threads but not the
   threads; Python's ``multiprocessing`` docs, "Contexts and start methods"), skipping and
   counting broken videos;
 * follows a per-iteration learning-rate array, bf16 autocast, gradient clipping;
+  stops with ``FloatingPointError`` on every process together when the loss of any
+  process is not finite;
 * writes ``metrics.jsonl`` (one object per logged step: ``step``, ``loss``, ``lr``,
-  ``clips_per_s``, ``videos_per_s``, metrics), TensorBoard events when tensorboard is
-  installed, and a progress bar;
+  ``clips_per_s``, ``videos_per_s``, ``skipped_videos`` and the model's metrics; losses
+  and metrics are means over the steps since the last record and over the processes,
+  counts and rates are totals over all processes, ``skipped_videos`` counts since this
+  process started), TensorBoard events when tensorboard is installed, and a progress
+  bar on a terminal; when stdout is not a terminal (a log file, a script), one line per
+  logged step (step, loss, lr, clips/s, ETA) and a last line naming the exported model;
 * saves ``checkpoint.pt`` (model, optimiser, step, config, RNG) atomically every
-  ``checkpoint_every`` steps and at the end; ``resume`` continues from it;
+  ``checkpoint_every`` steps and at the end; ``resume`` continues from it, and
+  ``metrics.jsonl`` keeps only the records up to the step it resumes from;
 * exports the backbone to ``OUT/model`` (a vsslzoo model folder) at the end.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,6 +57,7 @@ from vsslzoo.errors import ConfigError
 
 from .data.datasets import collate_skipping_broken
 from .data.sampler import EpochSampler
+from .distributed import sync_batch_norm
 from .optim import build_optimizer, lr_schedule
 
 CHECKPOINT = "checkpoint.pt"
@@ -108,12 +120,14 @@ class Trainer:
             torch.cuda.set_device(self.device)
         else:
             self.device = torch.device("cpu")
+        self._owns_group = False
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend)
+            self._owns_group = True
         torch.manual_seed(config.seed)
         if config.sync_bn and self.world > 1:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = sync_batch_norm(model, self.device)
         self.model = model.to(self.device)
         self.wrapped = (nn.parallel.DistributedDataParallel(
             self.model, device_ids=[local_rank] if self.device.type == "cuda" else None)
@@ -176,7 +190,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume and self.load_checkpoint() and self.rank == 0:
             print(f"resumed from {self.out / CHECKPOINT} at step {self.step}", flush=True)
-        stop = min(config.steps, config.max_steps or config.steps)
+        stop = config.steps if config.max_steps is None else min(config.steps, config.max_steps)
         if self.rank == 0:
             info = {"git": _git_sha(), "world_size": self.world, "config": asdict(config),
                     **self.run_info}
@@ -184,10 +198,16 @@ class Trainer:
             print(json.dumps(info), flush=True)
         writer = self._tensorboard()
         bar = self._progress(stop)
+        if self.rank == 0:
+            self._trim_metrics()
         log = open(self.out / "metrics.jsonl", "a") if self.rank == 0 else None  # noqa: SIM115
+        # one line per logged step where no progress bar is seen (a log file, a script)
+        lines = self.rank == 0 and not sys.stdout.isatty()
         sums: dict[str, float] = {}
-        count, clips, videos, skipped = 0, 0, 0, 0
-        tick = time.perf_counter()
+        counts: dict[str, int] = {}
+        clips, videos, skipped = 0, 0, 0  # this process's, reduced over processes to log
+        tick = started = time.perf_counter()
+        first_step = self.step
         last: dict[str, float] = {}
         self.model.train()
         try:
@@ -217,8 +237,7 @@ class Trainer:
                                         enabled=config.bf16):
                         outputs = self.wrapped(batch)
                     loss = outputs["loss"]
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
+                    self._check_finite(loss)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if config.grad_clip:
@@ -228,21 +247,21 @@ class Trainer:
                         self.model.after_step(self.step)
                     self.step += 1
                     rows = next(iter(batch.values())).shape[0]
-                    videos += rows * self.world
-                    clips += self.world * (rows * self.model.clips_per_video
-                                           if hasattr(self.model, "clips_per_video")
-                                           else clips_in(batch))
+                    videos += rows
+                    clips += (rows * self.model.clips_per_video
+                              if hasattr(self.model, "clips_per_video") else clips_in(batch))
                     for key, value in outputs.items():
                         sums[key] = sums.get(key, 0.0) + float(value.detach())
-                    count += 1
+                        counts[key] = counts.get(key, 0) + 1
                     if self.step % config.log_every == 0 or self.step == stop:
                         elapsed = time.perf_counter() - tick
-                        last = {k: v / count for k, v in sums.items()}
+                        last, totals = self._reduce_log(sums, counts,
+                                                        (clips, videos, skipped))
                         record = {"step": self.step, **last,
                                   "lr": float(self.lrs[self.step - 1]),
-                                  "clips_per_s": clips / max(elapsed, 1e-9),
-                                  "videos_per_s": videos / max(elapsed, 1e-9),
-                                  "skipped_videos": skipped}
+                                  "clips_per_s": totals[0] / max(elapsed, 1e-9),
+                                  "videos_per_s": totals[1] / max(elapsed, 1e-9),
+                                  "skipped_videos": totals[2]}
                         if log is not None:
                             log.write(json.dumps(record) + "\n")
                             log.flush()
@@ -253,7 +272,13 @@ class Trainer:
                             bar.set_postfix(loss=f"{last['loss']:.4f}",
                                             lr=f"{record['lr']:.2e}",
                                             clips_s=f"{record['clips_per_s']:.1f}")
-                        sums, count, clips, videos = {}, 0, 0, 0
+                        if lines:
+                            per_step = (time.perf_counter() - started) / (self.step - first_step)
+                            eta = datetime.timedelta(seconds=round(per_step * (stop - self.step)))
+                            print(f"step {self.step}/{stop}  loss {last['loss']:.4f}  "
+                                  f"lr {record['lr']:.3g}  clips/s {record['clips_per_s']:.1f}  "
+                                  f"ETA {eta}", flush=True)
+                        sums, counts, clips, videos = {}, {}, 0, 0
                         tick = time.perf_counter()
                     if bar is not None:
                         bar.update(1)
@@ -278,25 +303,97 @@ class Trainer:
             self._record_rank_agreement()
         if self.rank == 0 and self.export is not None and self.step >= stop:
             self.export(self.model, self.out / "model")
+            print(f"exported the trained backbone to {self.out / 'model'}", flush=True)
         if self.world > 1:
             torch.distributed.barrier()
         return last
 
+    def close(self) -> None:
+        """Leave the process group this trainer joined (if it joined one). A process
+        that exits with the group alive can abort in its destructors ("terminate called
+        without an active exception")."""
+        if self._owns_group and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        self._owns_group = False
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Raise on every process together when any process's loss is not finite (a
+        process raising alone leaves the others waiting in DDP's gradient all-reduce)."""
+        bad = torch.zeros(self.world, device=self.device)
+        bad[self.rank] = (~torch.isfinite(loss.detach())).float()
+        if self.world > 1:
+            torch.distributed.all_reduce(bad)
+        if bad.any():
+            ranks = bad.nonzero().flatten().tolist()
+            where = f" on process(es) {ranks}" if self.world > 1 else ""
+            raise FloatingPointError(f"loss is not finite at step {self.step}{where} "
+                                     f"(this process's: {loss.item()})")
+
+    def _reduce_log(self, sums: dict[str, float], counts: dict[str, int],
+                    totals: tuple[int, ...]) -> tuple[dict[str, float], tuple[int, ...]]:
+        """Means of the logged outputs over steps and processes, and the sums of
+        ``totals`` (clips, videos, skipped videos) over processes. Outputs a process did
+        not return at some step (e.g. a term with no pair that iteration) are averaged
+        over the steps that returned them."""
+        parts = [(sums, counts, totals)]
+        if self.world > 1:
+            parts = [None] * self.world
+            torch.distributed.all_gather_object(parts, (sums, counts, totals))
+        merged_sums: dict[str, float] = {}
+        merged_counts: dict[str, int] = {}
+        for part_sums, part_counts, _ in parts:
+            for key, value in part_sums.items():
+                merged_sums[key] = merged_sums.get(key, 0.0) + value
+                merged_counts[key] = merged_counts.get(key, 0) + part_counts[key]
+        means = {key: value / merged_counts[key] for key, value in merged_sums.items()}
+        return means, tuple(sum(column) for column in zip(*(t for *_, t in parts)))
+
+    def _trim_metrics(self) -> None:
+        """Keep the ``metrics.jsonl`` records up to the step training starts from: after
+        a resume the steps past the checkpoint are trained (and logged) again."""
+        path = self.out / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                step = json.loads(line)["step"]
+            except (ValueError, KeyError, TypeError):  # e.g. a line torn by a crash
+                continue
+            if step <= self.step:
+                kept.append(line + "\n")
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+
     def _record_rank_agreement(self) -> None:
-        """Largest difference between any rank's parameters and rank 0's (DDP keeps them
-        equal; a non-zero value means the replicas diverged). Written to run.json.
-        BatchNorm running statistics are buffers, updated by each rank's last forward
-        pass, so they are not compared (rank 0's are the ones checkpointed)."""
-        worst = torch.zeros((), device=self.device)
-        for tensor in self.model.parameters():
+        """Largest difference between any rank's parameters and rank 0's
+        (``ranks_max_weight_difference``: DDP keeps them equal; non-zero means the
+        replicas diverged) and between its buffers and rank 0's
+        (``ranks_max_buffer_difference``), written to run.json. DDP copies rank 0's
+        buffers to every rank before each forward pass, and each rank's forward pass then
+        updates its own: BatchNorm running statistics differ after the last step unless
+        ``sync_bn`` computes them over the global batch (rank 0's are the ones
+        checkpointed); buffers a model keeps equal on every rank (a MoCo queue, counters)
+        stay at 0."""
+        worst = {"weight": torch.zeros((), device=self.device),
+                 "buffer": torch.zeros((), device=self.device)}
+        tensors = [("weight", t) for t in self.model.parameters()] + \
+                  [("buffer", t) for t in self.model.buffers()]
+        for kind, tensor in tensors:
             reference = tensor.detach().clone()
             torch.distributed.broadcast(reference, src=0)
-            worst = torch.maximum(worst, (tensor.detach() - reference).abs().max())
-        torch.distributed.all_reduce(worst, op=torch.distributed.ReduceOp.MAX)
+            if not reference.numel():
+                continue
+            difference = (tensor.detach().double() - reference.double()).abs().max()
+            worst[kind] = torch.maximum(worst[kind], difference.to(worst[kind].dtype))
+        for value in worst.values():
+            torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
         if self.rank == 0:
             path = self.out / "run.json"
             info = json.loads(path.read_text())
-            info["ranks_max_weight_difference"] = float(worst)
+            info["ranks_max_weight_difference"] = float(worst["weight"])
+            info["ranks_max_buffer_difference"] = float(worst["buffer"])
             path.write_text(json.dumps(info, indent=2) + "\n")
 
     def _tensorboard(self):

@@ -50,7 +50,9 @@ from vsslzoo.config import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 from ..data.datasets import ClipDataset, discover
 from ..recipe import (
     backbone_exporter,
+    bad_options,
     finish_args,
+    given_or,
     per_process_batch,
     recipe_parser,
     run_or_export,
@@ -152,28 +154,34 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     torch.manual_seed(args.seed)  # the initial weights too are a function of the seed
     preset = PRESETS[args.preset]
-    total_batch = args.batch_size or preset.batch
-    data_config, model_config = configs(args, preset, args.seed)
+    total_batch = given_or(args.batch_size, preset.batch)
+    try:
+        data_config, model_config = configs(args, preset, args.seed)
+    except ValueError as exc:
+        raise bad_options(exc) from None
     batch = per_process_batch(total_batch)
     if batch < 2:
         raise SystemExit(f"batch {total_batch} over the processes leaves {batch} video per "
                          "process; the method needs >= 2 (negatives, MI marginals)")
-    width = args.width or preset.width
+    width = given_or(args.width, preset.width)
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(ca_sample, config=data_config), seed=args.seed)
     steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = args.steps or preset.steps or preset.epochs * steps_per_epoch
+    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
     milestones = [m * steps_per_epoch for m in preset.milestones]
     preprocess = export_preprocess(data_config)
     model_args: dict[str, Any] = {}
     if width != 1.0:
         model_args["width"] = width
-    model = CAModel(args.arch, model_args, preprocess, model_config)
+    try:  # the feature-map sizes are checked against the settings here
+        model = CAModel(args.arch, model_args, preprocess, model_config)
+    except ValueError as exc:
+        raise bad_options(exc) from None
     config = TrainConfig(
-        out=args.out, steps=steps, batch_size=batch, lr=args.lr or preset.lr,
+        out=args.out, steps=steps, batch_size=batch, lr=given_or(args.lr, preset.lr),
         optimizer="adam", weight_decay=1e-5,
         schedule="step" if milestones else "constant", milestones=milestones, grad_clip=None,
-        bf16=args.bf16, sync_bn=args.sync_bn, workers=args.workers, seed=args.seed,
+        bf16=args.bf16, sync_bn=bool(args.sync_bn), workers=args.workers, seed=args.seed,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         max_steps=args.max_steps)
 

@@ -27,7 +27,7 @@ smoke      8 / 4       3e-3         60 st.   4 x 1, 32^2 from 48, width 1/8, Ada
 
 LARS (momentum 0.9, weight decay 1e-6), linear warm-up over the first 5% of the steps then
 half-cosine decay, SyncBatchNorm under DDP for the backbone and the projection head (on
-for k400/ssv2 even without ``--sync-bn``). CORP_m uses K = ``--clips`` clips per video
+for k400/ssv2 even without ``--sync-bn``; ``--no-sync-bn`` turns it off). CORP_m uses K = ``--clips`` clips per video
 (4 by default, Table 6b) and forms its video pairs within each process (§3.2), so its
 per-process batch must be >= 2; CORP_f gathers all processes' clips as negatives.
 Epoch counts: 800 on K400 for both variants (§4.2), 200 on SSv2 (Table 6e, the setting
@@ -56,7 +56,9 @@ from vsslzoo.config import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 from ..data.datasets import ClipDataset, discover
 from ..recipe import (
     backbone_exporter,
+    bad_options,
     finish_args,
+    given_or,
     per_process_batch,
     recipe_parser,
     run_or_export,
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     torch.manual_seed(args.seed)  # the initial weights too are a function of the seed
     preset = PRESETS[args.preset]
-    total_batch = args.batch_size or preset.batch[args.variant]
+    total_batch = given_or(args.batch_size, preset.batch[args.variant])
     batch = per_process_batch(total_batch)
     if args.variant == "m" and batch < 2:
         raise SystemExit(f"CORP_m pairs videos within a process: the per-process batch is "
@@ -159,13 +161,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                             attention=args.attention, task=args.task,
                                             pair_reduction=args.pair_reduction)
     except ValueError as exc:
-        raise SystemExit(f"corp: {exc}") from None
+        raise bad_options(exc) from None
     data_config = dataclasses.replace(data_config, sampling=args.sampling)
-    width = args.width or preset.width
+    width = given_or(args.width, preset.width)
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(corp_sample, config=data_config), seed=args.seed)
     steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = args.steps or preset.steps or preset.epochs * steps_per_epoch
+    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
     preprocess = export_preprocess(data_config)
     model_args: dict[str, Any] = {}
     if width != 1.0:
@@ -173,10 +175,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = CorpModel(args.arch, model_args, preprocess, method, data_config.blur_kernel)
     config = TrainConfig(
         out=args.out, steps=steps, batch_size=batch,
-        lr=args.lr or preset.lr or total_batch / 256, optimizer=preset.optimizer,
+        lr=given_or(args.lr, given_or(preset.lr, total_batch / 256)),
+        optimizer=preset.optimizer,
         momentum=0.9, weight_decay=preset.weight_decay, schedule="cosine",
         warmup_steps=round(preset.warmup_fraction * steps),
-        bf16=args.bf16, sync_bn=args.sync_bn or preset.sync_bn, workers=args.workers,
+        bf16=args.bf16, sync_bn=given_or(args.sync_bn, preset.sync_bn), workers=args.workers,
         seed=args.seed, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         max_steps=args.max_steps)
 

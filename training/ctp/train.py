@@ -39,6 +39,7 @@ from ..data.datasets import ClipDataset, discover
 from ..recipe import (
     backbone_exporter,
     finish_args,
+    given_or,
     per_process_batch,
     recipe_parser,
     run_or_export,
@@ -87,13 +88,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     torch.manual_seed(args.seed)  # the initial weights too are a function of the seed
     preset = PRESETS[args.preset]
-    total_batch = args.batch_size or preset.batch
+    total_batch = given_or(args.batch_size, preset.batch)
     data_config = preset.data
-    width = args.width or preset.width
+    width = given_or(args.width, preset.width)
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(ctp_sample, config=data_config), seed=args.seed)
     steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = args.steps or preset.steps or preset.epochs * steps_per_epoch
+    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
     milestones = [m * steps_per_epoch for m in preset.milestones]
     preprocess = PreprocessConfig(num_frames=data_config.num_frames, frame_stride=2,
                                   resize=math.ceil(data_config.crop * 128 / 112),
@@ -107,9 +108,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = CtPModel(args.arch, model_args, preprocess, data_config.num_frames, data_config.crop)
     config = TrainConfig(
         out=args.out, steps=steps, batch_size=per_process_batch(total_batch),
-        lr=args.lr or preset.lr, optimizer=preset.optimizer, momentum=0.9, weight_decay=1e-4,
+        lr=given_or(args.lr, preset.lr), optimizer=preset.optimizer, momentum=0.9,
+        weight_decay=1e-4,
         schedule="step" if milestones else "constant", milestones=milestones, grad_clip=40.0,
-        bf16=args.bf16, sync_bn=args.sync_bn, workers=args.workers, seed=args.seed,
+        bf16=args.bf16, sync_bn=bool(args.sync_bn), workers=args.workers, seed=args.seed,
         log_every=args.log_every, checkpoint_every=args.checkpoint_every,
         max_steps=args.max_steps)
 

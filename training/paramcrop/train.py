@@ -96,7 +96,9 @@ from vsslzoo.config import PreprocessConfig
 from ..data.datasets import ClipDataset, discover
 from ..recipe import (
     backbone_exporter,
+    bad_options,
     finish_args,
+    given_or,
     per_process_batch,
     recipe_parser,
     run_or_export,
@@ -247,18 +249,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     torch.manual_seed(args.seed)  # the initial weights too are a function of the seed
     preset = PRESETS[args.preset]
-    total_batch = args.batch_size or preset.batch
+    total_batch = given_or(args.batch_size, preset.batch)
     try:
         data_config, model_config = build_configs(preset, framework=args.framework,
                                                   seed=args.seed, **_options(args))
     except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    width = args.width or preset.width
+        raise bad_options(exc) from None
+    width = given_or(args.width, preset.width)
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(paramcrop_sample, config=data_config),
                           seed=args.seed)
     steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = args.steps or preset.steps or preset.epochs * steps_per_epoch
+    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
     warmup = min(preset.warmup_epochs * steps_per_epoch, steps - 1)
     preprocess = export_preprocess(data_config, model_config.crop, preset.normalize)
     model_args: dict[str, Any] = {} if width == 1.0 else {"width": width}
@@ -266,11 +268,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     export_args = ({**model_args, "flip_invariant": True} if preset.flip_invariant_export
                    else model_args)
     model = ParamCropModel(args.arch, model_args, preprocess, model_config)
-    lr = args.lr or preset.lr * total_batch / preset.batch
+    lr = given_or(args.lr, preset.lr * total_batch / preset.batch)
     config = TrainConfig(
         out=args.out, steps=steps, batch_size=per_process_batch(total_batch), lr=lr,
         optimizer=preset.optimizer, momentum=0.9, weight_decay=preset.weight_decay,
-        schedule="cosine", warmup_steps=warmup, bf16=args.bf16, sync_bn=args.sync_bn,
+        schedule="cosine", warmup_steps=warmup, bf16=args.bf16, sync_bn=bool(args.sync_bn),
         workers=args.workers, seed=args.seed, log_every=args.log_every,
         checkpoint_every=args.checkpoint_every, max_steps=args.max_steps)
     export = backbone_exporter(
