@@ -155,8 +155,16 @@ def test_trajectory_constraints_hold(seed, frames, height, width):
     assert (boxes[..., 1] + boxes[..., 3] / 2 <= height + eps).all()
     areas = boxes[:, 0, 2] * boxes[:, 0, 3]
     assert (np.diff(areas) <= eps).all()  # largest first
+    # §5.1, frame to frame: at most max_speed px of motion per axis, and a size ratio
+    # within [e^-0.025, e^0.025], between any two successive frames (eased segments too)
+    steps = np.abs(np.diff(boxes[..., :2], axis=1))
+    assert (steps <= config.max_speed + eps).all(), steps.max()
+    size_steps = np.abs(np.diff(np.log(boxes[..., 2:]), axis=1))
+    assert (size_steps <= config.max_scale_change + eps).all(), size_steps.max()
     for trajectory, keys in zip(boxes, result.keyframes):
-        assert keys[0] == 0 and keys[-1] == frames - 1 and 2 <= len(keys) <= 4
+        # Appendix G: 3 to 5 key frames (fewer only when the clip has fewer frames)
+        assert keys[0] == 0 and keys[-1] == frames - 1
+        assert min(3, frames) <= len(keys) <= 5
         assert keys == sorted(set(keys))
         for a, b in zip(keys, keys[1:]):
             delta = b - a
@@ -170,15 +178,37 @@ def test_trajectory_constraints_hold(seed, frames, height, width):
             assert ((segment >= low) & (segment <= high)).all()  # no overshoot
 
 
+def test_eased_trajectories_keep_the_per_frame_limits_at_their_fastest():
+    """The accelerating / decelerating segments make their largest step at one end; a
+    segment drawn at the limit must still stay within 3 px and e^0.025 per frame there."""
+    config = TrajectoryConfig(num_trajectories=1, interpolation_probs=(0.0, 0.5, 0.5))
+    rng = np.random.default_rng(1)
+    fastest, widest = 0.0, 0.0
+    for _ in range(3000):
+        boxes = sample_trajectories(16, 112, 112, rng, config).boxes[0]
+        fastest = max(fastest, np.abs(np.diff(boxes[:, :2], axis=0)).max())
+        widest = max(widest, np.abs(np.diff(np.log(boxes[:, 2:]), axis=0)).max())
+    assert 2.5 < fastest <= config.max_speed + 1e-9  # the limit is reached, not exceeded
+    assert 0.02 < widest <= config.max_scale_change + 1e-9
+
+
 def test_trajectory_statistics_follow_the_config():
+    from vsslzoo.training.ctp.trajectories import REFERENCE_CODE_KEYFRAMES
+
     rng = np.random.default_rng(0)
-    counts = {2: 0, 3: 0, 4: 0}
     sizes = []
-    for _ in range(600):
-        result = sample_trajectories(16, 112, 112, rng, TrajectoryConfig(num_trajectories=1))
-        counts[len(result.keyframes[0])] += 1
-        sizes.append(np.sqrt(result.boxes[0, 0, 2] * result.boxes[0, 0, 3]))
-    assert abs(counts[2] / 600 - 0.5) < 0.07 and abs(counts[4] / 600 - 0.2) < 0.06
+    for probs, expected in (((0.0, 1 / 3, 1 / 3, 1 / 3), {3: 1 / 3, 4: 1 / 3, 5: 1 / 3}),
+                            (REFERENCE_CODE_KEYFRAMES, {2: 0.5, 3: 0.3, 4: 0.2})):
+        config = TrajectoryConfig(num_trajectories=1, inner_keyframe_probs=probs)
+        counts = dict.fromkeys(range(2, 6), 0)
+        for _ in range(600):
+            result = sample_trajectories(16, 112, 112, rng, config)
+            counts[len(result.keyframes[0])] += 1
+            sizes.append(np.sqrt(result.boxes[0, 0, 2] * result.boxes[0, 0, 3]))
+        for count, share in expected.items():
+            assert abs(counts[count] / 600 - share) < 0.07, (probs, counts)
+        assert sum(counts.values()) == sum(counts[c] for c in expected)
+    assert TrajectoryConfig().inner_keyframe_probs == (0.0, 1 / 3, 1 / 3, 1 / 3)  # the paper
     assert 12 < min(sizes) and max(sizes) < 64 * math.exp(0.18) + 1e-6
     with pytest.raises(ValueError, match="probabilities"):
         TrajectoryConfig(inner_keyframe_probs=(0.5, 0.5, 0.5))
