@@ -25,12 +25,13 @@ from vsslzoo.training.ca.heads import (
     sample_level_pairs,
     shuffled_orders,
 )
-from vsslzoo.training.ca.losses import donsker_varadhan, grad_reverse, region_contrast_loss
+from vsslzoo.training.ca.losses import donsker_varadhan, region_contrast_loss
 from vsslzoo.training.ca.lowlevel import LowLevelConfig, level_parameters, sample_levels
 from vsslzoo.training.ca.model import CAModelConfig, temporal_stride_one
 from vsslzoo.training.ca.train import benchmark_setup
 from vsslzoo.training.data.datasets import ClipDataset, collate_skipping_broken, discover
 from vsslzoo.training.data.synthetic import generate
+from vsslzoo.training.layers import reverse_gradient
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -258,7 +259,7 @@ def test_donsker_varadhan_matches_the_formula_and_gradients_reverse():
     expected = joint.mean() - math.log(sum(math.exp(float(m)) for m in marginal) / 4)
     assert float(donsker_varadhan(joint, marginal)) == pytest.approx(float(expected))
     x = torch.ones(3, requires_grad=True)
-    (grad_reverse(x, 0.5) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    (reverse_gradient(x, 0.5) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     torch.testing.assert_close(x.grad, torch.tensor([-0.5, -1.0, -1.5]))
 
 

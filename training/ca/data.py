@@ -32,16 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from vsslzoo.errors import VsslzooError
 from vsslzoo.video.decode import read_clips
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
-
-class VideoTooShortError(VsslzooError):
-    """The video is shorter than one local clip (the dataset skips and counts it)."""
+from ..data.frames import VideoTooShortError, resized_crop
 
 
 @dataclass(frozen=True)
@@ -105,15 +101,10 @@ def clip_centres(duration: float, clip_length: float, clips: int,
 
 def _crop_resize(frames: np.ndarray, box: tuple[int, int, int, int], size: int,
                  flip: bool) -> torch.Tensor:
-    """(3, T, H, W) uint8, pixel box -> (3, T, size, size) uint8."""
+    """(3, T, H, W) uint8, pixel box ``(x0, y0, x1, y1)`` -> (3, T, size, size) uint8."""
     x0, y0, x1, y1 = box
-    region = torch.from_numpy(np.ascontiguousarray(frames[:, :, y0:y1, x0:x1])).float()
-    region = region.permute(1, 0, 2, 3)  # (T, 3, h, w)
-    resized = F.interpolate(region, size=(size, size), mode="bilinear", align_corners=False,
-                            antialias=True)
-    if flip:
-        resized = resized.flip(-1)
-    return resized.permute(1, 0, 2, 3).round().clamp(0, 255).to(torch.uint8)
+    clip = resized_crop(frames, (y0, x0, y1 - y0, x1 - x0), size)
+    return clip.flip(-1) if flip else clip
 
 
 def ca_sample(path: str, rng: np.random.Generator, config: CADataConfig) -> dict:

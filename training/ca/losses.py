@@ -1,6 +1,7 @@
 """The losses of Controllable Augmentations: region contrast (§3.1, Eqs. 3-4) and the
-Donsker-Varadhan mutual-information bound (Eqs. 5-7), plus the gradient reversal of
-§3.2. Cross-process gathers come from :mod:`vsslzoo.training.distributed`.
+Donsker-Varadhan mutual-information bound (Eqs. 5-7). The gradient reversal of §3.2 is
+:func:`vsslzoo.training.layers.reverse_gradient`; cross-process gathers come from
+:mod:`vsslzoo.training.distributed`.
 """
 
 from __future__ import annotations
@@ -77,19 +78,3 @@ def donsker_varadhan(joint_scores: torch.Tensor, marginal_scores: torch.Tensor
     log_mean_exp = torch.logsumexp(marginal, dim=0) - math.log(marginal.numel())
     return joint_scores.float().mean() - log_mean_exp
 
-
-class _GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.scale * grad, None
-
-
-def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Identity forward; multiplies the gradient by ``-scale`` backward (§3.2: the
-    estimator maximises Eq. 6, the encoder upstream of this point minimises it)."""
-    return _GradReverse.apply(x, scale)

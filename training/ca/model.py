@@ -37,6 +37,7 @@ from vsslzoo.config import PreprocessConfig
 from vsslzoo.models import build
 
 from ..distributed import gather_no_grad, gather_with_grad, world
+from ..layers import reverse_gradient
 from .correspondence import correspondence, pool_to_cells
 from .heads import (
     MINE,
@@ -46,7 +47,7 @@ from .heads import (
     sample_level_pairs,
     shuffled_orders,
 )
-from .losses import donsker_varadhan, grad_reverse, region_contrast_loss
+from .losses import donsker_varadhan, region_contrast_loss
 from .lowlevel import LowLevelConfig, apply_low_level, level_parameters, sample_levels
 
 _STAGES = ("layer2", "layer3", "layer4")
@@ -249,7 +250,8 @@ class CAModel(nn.Module):
             features, _ = gather_with_grad(torch.cat((global_vec, clip_vec)).float())
             ja, jb, ma, mb = sample_level_pairs(gather_no_grad(levels), gather_no_grad(videos),
                                                 local)
-            reversed_features = grad_reverse(features)
+            # §3.2: the estimator maximises Eq. 6, the encoder upstream minimises it
+            reversed_features = reverse_gradient(features)
             if ja.numel():
                 mi_levels = donsker_varadhan(
                     self.mine(reversed_features[ja], reversed_features[jb]),

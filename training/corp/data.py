@@ -46,13 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from vsslzoo.video.decode import read_clips
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
 from ..data import augment
+from ..data.frames import read_at_short_side, resized_crop
 from .sampling import SAMPLING_METHODS, draw_clip_starts
 
 
@@ -130,17 +129,6 @@ def random_resized_crop_box(height: int, width: int, area: tuple[float, float],
     return (height - h) // 2, (width - w) // 2, h, w
 
 
-def resized_crop(frames: np.ndarray, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
-    """(3, T, H, W) uint8 -> (3, T, size, size) uint8: the box, bilinearly resized
-    (antialiased when shrinking)."""
-    top, left, h, w = box
-    region = torch.from_numpy(np.ascontiguousarray(frames[:, :, top:top + h, left:left + w]))
-    region = region.permute(1, 0, 2, 3).float()  # (T, 3, h, w)
-    out = F.interpolate(region, size=(size, size), mode="bilinear", align_corners=False,
-                        antialias=True)
-    return out.round_().clamp_(0, 255).to(torch.uint8).permute(1, 0, 2, 3)
-
-
 def draw_augmentations(num_clips: int, config: CorpDataConfig, rng: np.random.Generator
                        ) -> dict[str, torch.Tensor]:
     """Flip, colour jitter, grayscale and blur parameters for ``num_clips`` clips."""
@@ -212,12 +200,9 @@ def corp_sample(path: str, rng: np.random.Generator, config: CorpDataConfig) -> 
         VideoDecodeError: the file cannot be decoded; the dataset skips it.
     """
     info = probe(path)
-    scale = config.decode_short / min(info.width, info.height)
-    size = (max(config.crop, round(info.height * scale)),
-            max(config.crop, round(info.width * scale)))
 
     def read(plans: list[ClipPlan]) -> dict[int, np.ndarray]:
         return {plan.span.index: frames for plan, frames in
-                read_clips(path, plans, resize=config.decode_short, crop=size, info=info)}
+                read_at_short_side(path, plans, info, config.decode_short, config.crop)}
 
     return build_sample(read, video_frames(info), info.fps, config, rng)

@@ -27,9 +27,10 @@ smoke      8 / 4       3e-3         60 st.   4 x 1, 32^2 from 48, width 1/8, Ada
 
 LARS (momentum 0.9, weight decay 1e-6), linear warm-up over the first 5% of the steps then
 half-cosine decay, SyncBatchNorm under DDP for the backbone and the projection head (on
-for k400/ssv2 even without ``--sync-bn``; ``--no-sync-bn`` turns it off). CORP_m uses K = ``--clips`` clips per video
-(4 by default, Table 6b) and forms its video pairs within each process (§3.2), so its
-per-process batch must be >= 2; CORP_f gathers all processes' clips as negatives.
+for k400/ssv2 even without ``--sync-bn``; ``--no-sync-bn`` turns it off). CORP_m uses
+K = ``--clips`` clips per video (4 by default, Table 6b) and forms its video pairs within
+each process (§3.2), so its per-process batch must be >= 2; CORP_f gathers all
+processes' clips as negatives.
 Epoch counts: 800 on K400 for both variants (§4.2), 200 on SSv2 (Table 6e, the setting
 of the paper's SSv2 results).
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vsslzoo.video.decode import read_clips
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
+from ..data.frames import read_at_short_side, short_side_shape
 from .paste import PasteConfig, paste_patches
 from .trajectories import TrajectoryConfig, sample_trajectories
 
@@ -69,10 +69,8 @@ def ctp_sample(path: str, rng: np.random.Generator, config: CtPDataConfig) -> di
     plan = ClipPlan(ClipSpan(0, start, start + length),
                     tuple(start + k * step for k in range(config.num_frames)))
     short = int(rng.choice(config.short_sides))
-    scale = short / min(info.width, info.height)
-    size = (max(config.crop, round(info.height * scale)),
-            max(config.crop, round(info.width * scale)))
-    ((_, frames),) = read_clips(path, [plan], resize=short, crop=size, info=info)
+    size = short_side_shape(info.height, info.width, short, config.crop)
+    ((_, frames),) = read_at_short_side(path, [plan], info, short, config.crop)
     top = int(rng.integers(0, size[0] - config.crop + 1))
     left = int(rng.integers(0, size[1] - config.crop + 1))
     clip = torch.from_numpy(frames[:, :, top:top + config.crop, left:left + config.crop]).float()

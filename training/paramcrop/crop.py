@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import reverse_gradient  # §3.3, "gradient reversal"
+
 # order of the entries of v (Eq. 5); index 6 exists only with aspect_ratio
 S_P, S_T, THETA, DX, DY, DT, S_Y = range(7)
 
@@ -137,22 +139,6 @@ def crop_video(video: torch.Tensor, matrix: torch.Tensor, out_frames: int,
 # ------------------------------------------------------------------------------------
 # Eq. 5, Eq. 6, Eq. 7 and the gradient reversal of §3.3
 # ------------------------------------------------------------------------------------
-class _GradientReversal(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return -ctx.scale * grad, None
-
-
-def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Identity forward, ``-scale x gradient`` backward (§3.3, "gradient reversal")."""
-    return _GradientReversal.apply(x, scale)
-
-
 def early_stopping_detach(v: torch.Tensor, bound: float) -> torch.Tensor:
     """Eq. 7, per entry: ``v_i`` where ``|v_i - 0.5| <= 0.5 - b_detach``, else
     ``detach(v_i)``. Written with ``torch.where`` so the MLP stays in the graph (zero

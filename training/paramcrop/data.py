@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vsslzoo.errors import VsslzooError
-from vsslzoo.video.decode import read_clips
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
+
+from ..data.frames import VideoTooShortError, read_at_short_side
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,11 @@ class ParamCropDataConfig:
                              f"low <= high, got {self.short_sides}")
 
 
-class VideoTooShortError(VsslzooError):
-    """The video has fewer frames than one input cube needs (skipped by the dataset)."""
-
-
 def paramcrop_sample(path: str, rng: np.random.Generator, config: ParamCropDataConfig
                      ) -> dict[str, torch.Tensor]:
-    """Two views' input cubes of one video (see the module docstring)."""
+    """Two views' input cubes of one video (see the module docstring); raises
+    :class:`~vsslzoo.training.data.frames.VideoTooShortError` when the video has fewer
+    frames than one input cube needs (the dataset skips and counts it)."""
     info = probe(path)
     needed = (config.input_frames - 1) * config.input_stride + 1
     if info.num_frames < needed:
@@ -69,9 +67,7 @@ def paramcrop_sample(path: str, rng: np.random.Generator, config: ParamCropDataC
     size = config.input_size
     short = int(rng.integers(config.short_sides[0], config.short_sides[1] + 1)) \
         if config.random_crop else size
-    scale = short / min(info.width, info.height)
-    frame_shape = (max(size, round(info.height * scale)), max(size, round(info.width * scale)))
-    ((_, frames),) = read_clips(path, [plan], resize=short, crop=frame_shape, info=info)
+    ((_, frames),) = read_at_short_side(path, [plan], info, short, size)
     frames = torch.from_numpy(np.ascontiguousarray(frames))
     height, width = frames.shape[-2:]
     views = {}
