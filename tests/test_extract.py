@@ -261,7 +261,7 @@ def test_extract_cli_bad_inputs(tiny_folder, tmp_path):
     _add_broken(broken)
     result = _extract(broken, "-o", tmp_path / "f", "-m", tiny_folder, "--workers", "0")
     assert result.exit_code == 1 and "3 video(s) failed" in result.output
-    result = _extract(broken, "-o", tmp_path / "f", "--workers", "0")  # the default model
+    result = _extract(broken, "-o", tmp_path / "f2", "--workers", "0")  # the default model
     assert result.exit_code == 1 and "3 video(s) failed" in result.output
     result = _extract(broken, "-o", tmp_path / "g", "-m", tiny_folder, "--clips", "every:2")
     assert result.exit_code == 1 and "clip sampling 'every:2' not understood" in result.output
