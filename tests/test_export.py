@@ -342,3 +342,42 @@ def test_engine_folder_elsewhere_keeps_the_weights_identity(tmp_path, exported, 
     assert info["profile"]["min"][0] == 4
     assert (tmp_path / "engine" / "model.safetensors").read_bytes() == \
         (folder / "model.safetensors").read_bytes()
+
+
+def test_zoo_onnx_graph_is_sha256_checked(hub, restore_registry, exported):
+    """Issue 15.10: a zoo entry's model.onnx is checked against ZooEntry.onnx_sha256, and
+    refused before any download when the entry records none."""
+    import hashlib
+
+    from vsslzoo.config import ModelConfig, Provenance
+    from vsslzoo.errors import ChecksumError, ModelNotAvailableError
+
+    _, folder = exported
+    files = {name: (folder / name).read_bytes()
+             for name in ("config.json", "model.safetensors", "model.onnx")}
+    hub.add_commit("someone/tiny-onnx", files)
+    config = ModelConfig.from_file(folder / "config.json")
+    entry = restore_registry.ZooEntry(
+        name="tiny-onnx-test", method="ctp", architecture=config.architecture,
+        model_args=config.model_args, embed_dim=config.embed_dim,
+        preprocess=config.preprocess, data="synthetic", hub_repo="someone/tiny-onnx",
+        sha256=hashlib.sha256(files["model.safetensors"]).hexdigest(),
+        provenance=Provenance(kind="trained", method="ctp", data="synthetic"))
+    restore_registry.register(entry)
+    with pytest.raises(ModelNotAvailableError, match="records no sha256 of model.onnx.*"
+                                                     "vsslzoo export tiny-onnx-test"):
+        vsslzoo.load("tiny-onnx-test", backend="onnxruntime")
+    assert not hub.requests  # refused before downloading a graph it could not check
+    onnx_sha = hashlib.sha256(files["model.onnx"]).hexdigest()
+    restore_registry.register(restore_registry.ZooEntry(
+        **{**entry.__dict__, "onnx_sha256": onnx_sha}), overwrite=True)
+    clips = np.random.default_rng(0).integers(0, 256, (2, *config.preprocess.input_shape),
+                                              dtype=np.uint8)
+    np.testing.assert_allclose(
+        vsslzoo.load("tiny-onnx-test", backend="onnxruntime", device="cpu").embed_raw(clips),
+        vsslzoo.load(folder, backend="onnxruntime").embed_raw(clips))
+    restore_registry.register(restore_registry.ZooEntry(
+        **{**entry.__dict__, "onnx_sha256": "1" * 64}), overwrite=True)
+    with pytest.raises(ChecksumError, match=r"model.onnx is [0-9a-f]{64}, but the registry "
+                                            r"records 1{64}"):
+        vsslzoo.load("tiny-onnx-test", backend="onnxruntime", device="cpu")
