@@ -3,9 +3,13 @@
 * :mod:`.trainer`: the loop every recipe shares (DDP, bf16, schedules, checkpoints, logs).
 * :mod:`.optim`: SGD / Adam / LARS and per-iteration learning-rate schedules.
 * :mod:`.data`: datasets over folders, class trees and CSVs; synthetic motion videos;
-  batched clip augmentations (:mod:`.data.augment`).
-* :mod:`.recipe`: the command-line flags, resume and export every recipe shares.
-* :mod:`.distributed`: differentiable cross-process gathers (contrastive negatives).
+  batched clip augmentations (:mod:`.data.augment`); the decode-and-crop steps the
+  samplers share (:mod:`.data.frames`).
+* :mod:`.recipe`: the command-line flags, resume, the run's config and trainer, and the
+  export every recipe shares.
+* :mod:`.distributed`: differentiable cross-process gathers (contrastive negatives),
+  BatchNorm over the global batch, the launch's rank and world size.
+* :mod:`.layers`: gradient reversal (ParamCrop's crops, CA's MINE estimator).
 * :mod:`.ctp`: CtP (the recipe, its pieces, and checkpoint conversion).
 * :mod:`.paramcrop`: ParamCrop (learned adversarial 3D crops; SimCLR or MoCo).
 * :mod:`.ca`: Controllable Augmentations (region contrast, shortcut elimination,

@@ -27,8 +27,18 @@ import torch
 from torch import nn
 
 
+def launched() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` as ``torchrun`` launched this process (its
+    environment variables; ``(0, 1, 0)`` without torchrun): what the trainer joins the
+    process group with, and what a recipe splits its batch by before the group exists."""
+    import os
+
+    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def world() -> tuple[int, int]:
-    """``(rank, world_size)``; ``(0, 1)`` outside a process group."""
+    """``(rank, world_size)`` of the process group; ``(0, 1)`` outside one."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1

@@ -141,15 +141,47 @@ def finish_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argp
     return args
 
 
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def per_process_batch(total: int) -> int:
-    world = world_size()
+    """The batch of each process for a ``total`` batch over every process."""
+    from .distributed import launched
+
+    world = launched()[1]
     if total % world:
         raise SystemExit(f"batch {total} is not divisible by {world} processes")
     return total // world
+
+
+def schedule_steps(args: argparse.Namespace, preset_steps: int | None,
+                   preset_epochs: int | None, videos: int, total_batch: int
+                   ) -> tuple[int, int]:
+    """``(steps, steps per epoch)``: ``--steps`` if given, else the preset's fixed step
+    count, else its epochs over ``videos`` at ``total_batch``."""
+    per_epoch = max(videos // total_batch, 1)
+    return given_or(args.steps, preset_steps or preset_epochs * per_epoch), per_epoch
+
+
+def train_config(args: argparse.Namespace, **recipe: Any):
+    """The :class:`~.trainer.TrainConfig` of a run: the recipe's settings (``steps``,
+    ``batch_size``, ``lr``, optimiser, schedule, ...) and the common flags' values."""
+    from .trainer import TrainConfig
+
+    common = {"out": args.out, "bf16": args.bf16, "sync_bn": bool(args.sync_bn),
+              "workers": args.workers, "seed": args.seed, "log_every": args.log_every,
+              "checkpoint_every": args.checkpoint_every, "max_steps": args.max_steps}
+    return TrainConfig(**{**common, **recipe})
+
+
+def make_trainer(args: argparse.Namespace, config, model, dataset,
+                 export: Callable[[Any, Path], None], **configs: Any):
+    """The :class:`~.trainer.Trainer` of a run; run.json records the flags (``args``),
+    the number of videos and each of ``configs`` (dataclasses) under its name."""
+    import dataclasses
+
+    from .trainer import Trainer
+
+    run_info = {"args": vars(args), "videos": len(dataset),
+                **{name: dataclasses.asdict(value) for name, value in configs.items()}}
+    return Trainer(config, model, dataset, export=export, run_info=run_info)
 
 
 def backbone_exporter(method: str, args: argparse.Namespace, architecture: str,

@@ -57,7 +57,7 @@ from vsslzoo.errors import ConfigError
 
 from .data.datasets import collate_skipping_broken
 from .data.sampler import EpochSampler
-from .distributed import sync_batch_norm
+from .distributed import launched, sync_batch_norm
 from .optim import build_optimizer, lr_schedule
 
 CHECKPOINT = "checkpoint.pt"
@@ -112,9 +112,7 @@ class Trainer:
         self.out = Path(config.out)
         self.export = export
         self.run_info = run_info or {}
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.rank, self.world, local_rank = launched()
         if torch.cuda.is_available():
             self.device = torch.device("cuda", local_rank)
             torch.cuda.set_device(self.device)

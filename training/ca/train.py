@@ -53,11 +53,13 @@ from ..recipe import (
     bad_options,
     finish_args,
     given_or,
+    make_trainer,
     per_process_batch,
     recipe_parser,
     run_or_export,
+    schedule_steps,
+    train_config,
 )
-from ..trainer import TrainConfig, Trainer
 from .data import CADataConfig, ca_sample
 from .heads import TD_HEADS
 from .model import CAModel, CAModelConfig
@@ -166,8 +168,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     width = given_or(args.width, preset.width)
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(ca_sample, config=data_config), seed=args.seed)
-    steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
+    steps, steps_per_epoch = schedule_steps(args, preset.steps, preset.epochs, len(videos),
+                                            total_batch)
     milestones = [m * steps_per_epoch for m in preset.milestones]
     preprocess = export_preprocess(data_config)
     model_args: dict[str, Any] = {}
@@ -177,21 +179,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model = CAModel(args.arch, model_args, preprocess, model_config)
     except ValueError as exc:
         raise bad_options(exc) from None
-    config = TrainConfig(
-        out=args.out, steps=steps, batch_size=batch, lr=given_or(args.lr, preset.lr),
+    config = train_config(
+        args, steps=steps, batch_size=batch, lr=given_or(args.lr, preset.lr),
         optimizer="adam", weight_decay=1e-5,
-        schedule="step" if milestones else "constant", milestones=milestones, grad_clip=None,
-        bf16=args.bf16, sync_bn=bool(args.sync_bn), workers=args.workers, seed=args.seed,
-        log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        max_steps=args.max_steps)
+        schedule="step" if milestones else "constant", milestones=milestones, grad_clip=None)
 
     export = backbone_exporter(
         "ca", args, args.arch, model_args, preprocess,
         notes=lambda: f"preset {args.preset}, {trainer.step} steps, batch {total_batch}")
-    trainer = Trainer(config, model, dataset, export=export,
-                      run_info={"args": vars(args), "videos": len(videos),
-                                "data_config": dataclasses.asdict(data_config),
-                                "model_config": dataclasses.asdict(model_config)})
+    trainer = make_trainer(args, config, model, dataset, export, data_config=data_config,
+                           model_config=model_config)
     return run_or_export(trainer, args, export)
 
 

@@ -60,11 +60,13 @@ from ..recipe import (
     bad_options,
     finish_args,
     given_or,
+    make_trainer,
     per_process_batch,
     recipe_parser,
     run_or_export,
+    schedule_steps,
+    train_config,
 )
-from ..trainer import TrainConfig, Trainer
 from .data import CorpDataConfig, corp_sample
 from .losses import REDUCTIONS, TASKS
 from .model import VARIANTS, CorpConfig, CorpModel
@@ -167,22 +169,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     width = given_or(args.width, preset.width)
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(corp_sample, config=data_config), seed=args.seed)
-    steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
+    steps, _ = schedule_steps(args, preset.steps, preset.epochs, len(videos), total_batch)
     preprocess = export_preprocess(data_config)
     model_args: dict[str, Any] = {}
     if width != 1.0:
         model_args["width"] = width
     model = CorpModel(args.arch, model_args, preprocess, method, data_config.blur_kernel)
-    config = TrainConfig(
-        out=args.out, steps=steps, batch_size=batch,
+    config = train_config(
+        args, steps=steps, batch_size=batch,
         lr=given_or(args.lr, given_or(preset.lr, total_batch / 256)),
-        optimizer=preset.optimizer,
-        momentum=0.9, weight_decay=preset.weight_decay, schedule="cosine",
-        warmup_steps=round(preset.warmup_fraction * steps),
-        bf16=args.bf16, sync_bn=given_or(args.sync_bn, preset.sync_bn), workers=args.workers,
-        seed=args.seed, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        max_steps=args.max_steps)
+        optimizer=preset.optimizer, momentum=0.9, weight_decay=preset.weight_decay,
+        schedule="cosine", warmup_steps=round(preset.warmup_fraction * steps),
+        sync_bn=given_or(args.sync_bn, preset.sync_bn))
 
     method_name = f"corp{args.variant}"
     export = backbone_exporter(
@@ -190,10 +188,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         notes=lambda: (f"preset {args.preset}, K={method.num_clips}, {method.attention} "
                        f"attention, task {method.task}, {trainer.step} steps, "
                        f"batch {total_batch}"))
-    trainer = Trainer(config, model, dataset, export=export,
-                      run_info={"args": vars(args), "videos": len(videos),
-                                "data_config": dataclasses.asdict(data_config),
-                                "corp_config": dataclasses.asdict(method)})
+    trainer = make_trainer(args, config, model, dataset, export, data_config=data_config,
+                           corp_config=method)
     return run_or_export(trainer, args, export)
 
 

@@ -27,7 +27,6 @@ output stride 8 and is exported at its usual stride (same weights) to ``OUT/mode
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -40,11 +39,13 @@ from ..recipe import (
     backbone_exporter,
     finish_args,
     given_or,
+    make_trainer,
     per_process_batch,
     recipe_parser,
     run_or_export,
+    schedule_steps,
+    train_config,
 )
-from ..trainer import TrainConfig, Trainer
 from .data import CtPDataConfig, ctp_sample
 from .model import CtPModel
 from .trajectories import TrajectoryConfig
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     width = given_or(args.width, preset.width)
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(ctp_sample, config=data_config), seed=args.seed)
-    steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
+    steps, steps_per_epoch = schedule_steps(args, preset.steps, preset.epochs, len(videos),
+                                            total_batch)
     milestones = [m * steps_per_epoch for m in preset.milestones]
     preprocess = PreprocessConfig(num_frames=data_config.num_frames, frame_stride=2,
                                   resize=math.ceil(data_config.crop * 128 / 112),
@@ -106,19 +107,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if width != 1.0:
         model_args["width"] = width
     model = CtPModel(args.arch, model_args, preprocess, data_config.num_frames, data_config.crop)
-    config = TrainConfig(
-        out=args.out, steps=steps, batch_size=per_process_batch(total_batch),
+    config = train_config(
+        args, steps=steps, batch_size=per_process_batch(total_batch),
         lr=given_or(args.lr, preset.lr), optimizer=preset.optimizer, momentum=0.9,
-        weight_decay=1e-4,
-        schedule="step" if milestones else "constant", milestones=milestones, grad_clip=40.0,
-        bf16=args.bf16, sync_bn=bool(args.sync_bn), workers=args.workers, seed=args.seed,
-        log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        max_steps=args.max_steps)
+        weight_decay=1e-4, schedule="step" if milestones else "constant",
+        milestones=milestones, grad_clip=40.0)
 
     export = backbone_exporter(
         "ctp", args, args.arch, model_args, preprocess,
         notes=lambda: f"preset {args.preset}, {trainer.step} steps, batch {total_batch}")
-    trainer = Trainer(config, model, dataset, export=export,
-                      run_info={"args": vars(args), "videos": len(videos),
-                                "data_config": dataclasses.asdict(data_config)})
+    trainer = make_trainer(args, config, model, dataset, export, data_config=data_config)
     return run_or_export(trainer, args, export)

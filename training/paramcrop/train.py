@@ -99,11 +99,13 @@ from ..recipe import (
     bad_options,
     finish_args,
     given_or,
+    make_trainer,
     per_process_batch,
     recipe_parser,
     run_or_export,
+    schedule_steps,
+    train_config,
 )
-from ..trainer import TrainConfig, Trainer
 from .crop import CropConfig
 from .data import ParamCropDataConfig, paramcrop_sample
 from .model import FRAMEWORKS, ParamCropConfig, ParamCropModel
@@ -259,8 +261,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     videos = discover(args.data)
     dataset = ClipDataset(videos, partial(paramcrop_sample, config=data_config),
                           seed=args.seed)
-    steps_per_epoch = max(len(videos) // total_batch, 1)
-    steps = given_or(args.steps, preset.steps or preset.epochs * steps_per_epoch)
+    steps, steps_per_epoch = schedule_steps(args, preset.steps, preset.epochs, len(videos),
+                                            total_batch)
     warmup = min(preset.warmup_epochs * steps_per_epoch, steps - 1)
     preprocess = export_preprocess(data_config, model_config.crop, preset.normalize)
     model_args: dict[str, Any] = {} if width == 1.0 else {"width": width}
@@ -269,20 +271,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                    else model_args)
     model = ParamCropModel(args.arch, model_args, preprocess, model_config)
     lr = given_or(args.lr, preset.lr * total_batch / preset.batch)
-    config = TrainConfig(
-        out=args.out, steps=steps, batch_size=per_process_batch(total_batch), lr=lr,
+    config = train_config(
+        args, steps=steps, batch_size=per_process_batch(total_batch), lr=lr,
         optimizer=preset.optimizer, momentum=0.9, weight_decay=preset.weight_decay,
-        schedule="cosine", warmup_steps=warmup, bf16=args.bf16, sync_bn=bool(args.sync_bn),
-        workers=args.workers, seed=args.seed, log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every, max_steps=args.max_steps)
+        schedule="cosine", warmup_steps=warmup)
     export = backbone_exporter(
         "paramcrop", args, args.arch, export_args, preprocess,
         notes=lambda: (f"{args.framework}, preset {args.preset}, {trainer.step} steps, "
                        f"batch {total_batch}"))
-    trainer = Trainer(config, model, dataset, export=export,
-                      run_info={"args": vars(args), "videos": len(videos),
-                                "data_config": dataclasses.asdict(data_config),
-                                "model_config": dataclasses.asdict(model_config)})
+    trainer = make_trainer(args, config, model, dataset, export, data_config=data_config,
+                           model_config=model_config)
     result = run_or_export(trainer, args, export)
     metrics = Path(args.out) / "metrics.jsonl"
     if trainer.rank == 0 and not args.export_only and metrics.exists():
