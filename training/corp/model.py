@@ -19,6 +19,7 @@ from vsslzoo.config import PreprocessConfig
 from vsslzoo.models import build
 
 from ..distributed import gather_with_grad
+from ..layers import ProjectionHead
 from .data import apply_augmentations
 from .losses import REDUCTIONS, TASKS, corp_f_loss, corp_m_loss
 from .relation import ATTENTIONS, RelationHead
@@ -79,26 +80,6 @@ class CorpConfig:
         return 3 if self.variant == "m" and self.task == "contrast+order" else 2
 
 
-class ProjectionHead(nn.Module):
-    """§3.1: ``layers`` hidden Linear-BN-ReLU layers of ``hidden`` units, then a Linear to
-    ``out_dim`` (SimCLR's layout; the BatchNorms become SyncBatchNorm under ``--sync-bn``)."""
-
-    def __init__(self, in_dim: int, hidden: int = 2048, layers: int = 3, out_dim: int = 128
-                 ) -> None:
-        super().__init__()
-        blocks: list[nn.Module] = []
-        width = in_dim
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden, bias=False), nn.BatchNorm1d(hidden),
-                       nn.ReLU(inplace=True)]
-            width = hidden
-        blocks.append(nn.Linear(width, out_dim))
-        self.net = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 class CorpModel(nn.Module):
     """``forward(batch)`` -> dict with ``loss`` and accuracies (``order_acc``,
     ``contrast_acc``, CORP_m ``pair_acc``, CORP_f ``loss_nce`` / ``loss_order``)."""
@@ -110,7 +91,7 @@ class CorpModel(nn.Module):
         self.blur_kernel = blur_kernel
         self.backbone = build(architecture, preprocess=preprocess, **model_args)
         self.projection = ProjectionHead(self.backbone.embed_dim, config.proj_hidden,
-                                         config.proj_layers, config.proj_dim)
+                                         config.proj_dim, layers=config.proj_layers)
         needs_relation = not (config.variant == "f" and config.task == "contrast")
         self.relation = RelationHead(config.proj_dim, config.relation_classes,
                                      config.attention, config.heads,

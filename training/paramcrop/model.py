@@ -55,6 +55,7 @@ from vsslzoo.models import build
 
 from ..data.augment import gaussian_blur, grayscale, hflip, sample_colour_jitter
 from ..distributed import gather_no_grad, world
+from ..layers import ProjectionHead
 from .crop import CropConfig, ParamCrop, view_disparity
 from .losses import KeyQueue, moco_infonce, nt_xent
 
@@ -107,22 +108,6 @@ class ParamCropConfig:
         return 0.1 if self.framework == "simclr" else 0.2
 
 
-class ProjectionHead(nn.Module):
-    """SimCLR's projection g(·): Linear - BN - ReLU - Linear, on the pooled features."""
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, batch_norm: bool = True
-                 ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Linear(in_dim, hidden, bias=not batch_norm)]
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(hidden))
-        layers += [nn.ReLU(inplace=True), nn.Linear(hidden, out_dim)]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
 class ParamCropModel(nn.Module):
     """Backbone + head + two :class:`ParamCrop` modules (+ a momentum encoder and queue
     for MoCo). ``backbone`` is what gets exported."""
@@ -134,7 +119,7 @@ class ParamCropModel(nn.Module):
         self.backbone = build(architecture, preprocess=preprocess, **model_args)
         dim = self.backbone.embed_dim
         self.head = ProjectionHead(dim, config.head_hidden or dim, config.head_dim,
-                                   config.head_bn)
+                                   batch_norm=config.head_bn)
         self.crop1 = ParamCrop(config.crop)
         self.crop2 = ParamCrop(config.crop)
         self.register_buffer("draws", torch.zeros((), dtype=torch.long))
