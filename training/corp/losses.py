@@ -39,6 +39,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..losses import info_nce
+
 TASKS = ("contrast+order", "contrast", "order")
 REDUCTIONS = ("sum", "mean")
 
@@ -109,13 +111,11 @@ def info_nce_terms(z: torch.Tensor, candidates: torch.Tensor, offset: int,
                    temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5 for every local clip: ``-log Prob_{a, partner(a)}(not P1)`` (2b,) and the
     logits (2b, M). ``z`` (2b, d) holds clips ``2i, 2i+1`` of video ``i``; ``candidates``
-    (M, d) all clips (this process's at rows ``offset ..``)."""
-    local = z.shape[0]
-    logits = z @ candidates.T / temperature
-    rows = torch.arange(local, device=z.device)
-    logits[rows, offset + rows] = float("-inf")  # k != a
-    positive = offset + (rows ^ 1)
-    return F.cross_entropy(logits, positive, reduction="none"), logits
+    (M, d) all clips (this process's at rows ``offset ..``). The same InfoNCE as SimCLR's
+    NT-Xent: :func:`vsslzoo.training.losses.info_nce`."""
+    rows = torch.arange(z.shape[0], device=z.device)
+    return info_nce(z, candidates, offset + (rows ^ 1), offset + rows, temperature,
+                    reduction="none")
 
 
 def corp_f_loss(z: torch.Tensor, starts: torch.Tensor, relation, candidates: torch.Tensor,

@@ -3,7 +3,9 @@ MoCo's InfoNCE against a queue of momentum-encoder keys.
 
 Under ``torchrun`` the negatives come from every process: SimCLR gathers the embeddings
 with :func:`vsslzoo.training.distributed.gather_with_grad` (gradients flow back to
-their owners), MoCo enqueues the keys of all processes so every rank keeps the same queue.
+their owners) and scores them with :func:`vsslzoo.training.losses.info_nce` (shared with
+CORP_f's Eq. 5); MoCo enqueues the keys of all processes so every rank keeps the same
+queue.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributed import gather_with_grad
+from ..losses import info_nce
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -22,20 +25,16 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     ``z1``, ``z2``: ``(n, D)`` embeddings of the two views of this process's clips; the
     2N views of the denominator are those of all processes. Returns the mean over this
     process's 2n anchors (DDP's gradient averaging then gives the global mean)."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
     local = F.normalize(torch.cat((z1, z2)).float(), dim=1)  # (2n, D): views 1 then 2
     n = z1.shape[0]
     first, offset = gather_with_grad(F.normalize(z1.float(), dim=1))
     second, _ = gather_with_grad(F.normalize(z2.float(), dim=1))
     total = first.shape[0]
     candidates = torch.cat((first, second))  # (2N, D)
-    logits = local @ candidates.T / temperature  # (2n, 2N)
-    rows = torch.arange(2 * n, device=local.device)
-    own = torch.cat((offset + rows[:n], total + offset + rows[:n]))  # anchor's own column
-    positive = torch.cat((total + offset + rows[:n], offset + rows[:n]))
-    logits[rows, own] = float("-inf")  # 1[k != i]
-    return F.cross_entropy(logits, positive)
+    rows = torch.arange(n, device=local.device)
+    own = torch.cat((offset + rows, total + offset + rows))  # the anchor's own column
+    positive = torch.cat((total + offset + rows, offset + rows))
+    return info_nce(local, candidates, positive, own, temperature)[0]
 
 
 def moco_infonce(query: torch.Tensor, key: torch.Tensor, queue: torch.Tensor,
