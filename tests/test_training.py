@@ -241,6 +241,37 @@ def test_two_processes_count_every_rank_and_stop_together_on_a_nan(tmp_path):
                                 "process(es) [1]"), error
 
 
+class _NanMetric(torch.nn.Module):
+    """A finite loss beside a logged output that turns NaN at forward ``nan_at`` (the
+    way a ParamCrop crop network gone NaN left NT-Xent finite and its IoU NaN)."""
+
+    def __init__(self, nan_at):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+        self.nan_at, self.calls = nan_at, 0
+
+    def forward(self, batch):
+        self.calls += 1
+        loss = self.layer(batch["x"] / 8).pow(2).mean()
+        iou = torch.tensor(float("nan") if self.calls >= self.nan_at else 0.5)
+        return {"loss": loss, "iou": iou, "distance": torch.tensor(0.1)}
+
+
+def test_a_non_finite_logged_output_stops_training(tmp_path):
+    from vsslzoo.training.trainer import TrainConfig, Trainer
+
+    config = TrainConfig(out=str(tmp_path / "run"), steps=4, batch_size=2, lr=0.1,
+                         log_every=1, workers=0)
+    trainer = Trainer(config, _NanMetric(nan_at=3), _Rows())
+    with pytest.raises(FloatingPointError, match=r"^iou is not finite at step 2 "):
+        trainer.fit()
+    assert trainer.step == 2  # the step with the NaN output was not taken
+    finite = Trainer(TrainConfig(out=str(tmp_path / "ok"), steps=4, batch_size=2, lr=0.1,
+                                 log_every=1, workers=0), _NanMetric(nan_at=99), _Rows())
+    finite.fit()
+    assert finite.step == 4
+
+
 def _run(args, env=None):
     command = [sys.executable, "-m", "vsslzoo.training", "ctp", *map(str, args)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600,

@@ -235,7 +235,7 @@ class Trainer:
                                         enabled=config.bf16):
                         outputs = self.wrapped(batch)
                     loss = outputs["loss"]
-                    self._check_finite(loss)
+                    self._check_finite(outputs)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if config.grad_clip:
@@ -314,18 +314,29 @@ class Trainer:
             torch.distributed.destroy_process_group()
         self._owns_group = False
 
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        """Raise on every process together when any process's loss is not finite (a
-        process raising alone leaves the others waiting in DDP's gradient all-reduce)."""
-        bad = torch.zeros(self.world, device=self.device)
-        bad[self.rank] = (~torch.isfinite(loss.detach())).float()
+    def _check_finite(self, outputs: dict[str, torch.Tensor | float]) -> None:
+        """Raise on every process together when any process's loss, or any other output
+        it logs, is not finite (a process raising alone leaves the others waiting in DDP's
+        gradient all-reduce). The other outputs count too: a network that turned NaN can
+        leave the loss finite (a ParamCrop run's crop network did, its IoU went NaN while
+        the NT-Xent loss sat at chance), and would otherwise train on unnoticed."""
+        names = list(outputs)
+        values = torch.stack([torch.as_tensor(outputs[k], dtype=torch.float32,
+                                              device=self.device).detach().reshape(())
+                              for k in names])
+        bad = torch.zeros(self.world, len(names), device=self.device)
+        bad[self.rank] = (~torch.isfinite(values)).float()
         if self.world > 1:
             torch.distributed.all_reduce(bad)
         if bad.any():
-            ranks = bad.nonzero().flatten().tolist()
+            ranks = bad.any(dim=1).nonzero().flatten().tolist()
+            keys = [names[k] for k in bad.any(dim=0).nonzero().flatten().tolist()]
+            what = "loss is" if "loss" in keys else \
+                f"{', '.join(keys)} {'is' if len(keys) == 1 else 'are'}"
             where = f" on process(es) {ranks}" if self.world > 1 else ""
-            raise FloatingPointError(f"loss is not finite at step {self.step}{where} "
-                                     f"(this process's: {loss.item()})")
+            mine = {k: round(float(v), 6) for k, v in zip(names, values.tolist())}
+            raise FloatingPointError(f"{what} not finite at step {self.step}{where} "
+                                     f"(this process's outputs: {mine})")
 
     def _reduce_log(self, sums: dict[str, float], counts: dict[str, int],
                     totals: tuple[int, ...]) -> tuple[dict[str, float], tuple[int, ...]]:
