@@ -58,8 +58,9 @@ def test_a_tampered_embedded_file_is_refused(tmp_path, monkeypatch):
     data[-1] ^= 1
     (copy / "model.safetensors").write_bytes(bytes(data))
     monkeypatch.setattr(registry.ZooEntry, "embedded_folder", lambda self: copy)
-    with pytest.raises(vsslzoo.ChecksumError, match="sha256"):
+    with pytest.raises(vsslzoo.ChecksumError, match="sha256") as refused:
         vsslzoo.load()
+    assert "reinstall" in str(refused.value) and "force_download" not in str(refused.value)
 
 
 def _bikes() -> Path:

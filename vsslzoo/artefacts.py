@@ -33,17 +33,25 @@ def sha256_of(path: str | os.PathLike[str], chunk_bytes: int = 1 << 22) -> str:
 
 
 def verify_sha256(path: str | os.PathLike[str], expected: str, what: str,
-                  actual: str | None = None) -> str:
+                  actual: str | None = None, *, embedded: bool = False) -> str:
     """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected`` (hex); returns
-    the hash. ``actual``: the file's sha256 when the caller has computed it already."""
+    the hash. ``actual``: the file's sha256 when the caller has computed it already.
+    ``embedded``: the file ships inside the installed package (nothing to download
+    again: the error says to reinstall)."""
     actual = actual or sha256_of(path)
     if actual != expected.lower():
+        if embedded:
+            fix = ("This file ships inside the installed vsslzoo package, which is damaged "
+                   "or was modified. Fix: reinstall it (pip install --force-reinstall "
+                   "--no-deps vsslzoo, or from a checkout: git checkout -- "
+                   f"vsslzoo/{Path(path).parent.name}), and report it if it persists.")
+        else:
+            fix = ("The download is corrupt or the repository changed. Fix: download it "
+                   f"again with vsslzoo.load({what!r}, force_download=True) (or delete that "
+                   "file from the Hugging Face cache), and report it if it persists.")
         raise ChecksumError(
             f"{what}: sha256 of {path} is {actual}, but the registry records {expected}. "
-            "The download is corrupt or the repository changed. Fix: download it again with "
-            f"vsslzoo.load({what!r}, force_download=True) (or delete that file from the "
-            "Hugging Face cache), and report it if it persists."
-        )
+            + fix)
     return actual
 
 
@@ -184,6 +192,7 @@ def load_model_files(
     expected_sha256: str | None = None,
     what: str | None = None,
     weights_sha256: str | None = None,
+    embedded: bool = False,
 ) -> tuple[ModelConfig, nn.Module]:
     """Rebuild the network described by ``config_path`` and load ``weights_path`` strictly.
 
@@ -195,7 +204,7 @@ def load_model_files(
     tensors = read_weights(weights_path)  # a missing/corrupt file is named before hashing
     if expected_sha256:
         verify_sha256(weights_path, expected_sha256, what=what or str(weights_path),
-                      actual=weights_sha256)
+                      actual=weights_sha256, embedded=embedded)
     network = build_network(config)
     load_state_dict_strict(network, tensors, where=str(weights_path), config=config)
     network.eval()

@@ -208,8 +208,10 @@ def load(
     paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
                         force_download=force_download)
     entry = source.entry
+    embedded = entry is not None and entry.embedded is not None
     if entry is not None and entry.config_sha256 is not None:
-        verify_sha256(paths[CONFIG_FILENAME], entry.config_sha256, what=source.text)
+        verify_sha256(paths[CONFIG_FILENAME], entry.config_sha256, what=source.text,
+                      embedded=embedded)
     weights = paths[WEIGHTS_FILENAME]
     # hashed once: checked against the registry and recorded (indices compare it)
     weights_sha256 = sha256_of(weights) if Path(weights).is_file() else None
@@ -219,6 +221,7 @@ def load(
         expected_sha256=entry.sha256 if entry is not None else None,
         what=source.text,
         weights_sha256=weights_sha256,
+        embedded=embedded,
     )
     if entry is not None:
         config = _check_against_entry(config, entry)
