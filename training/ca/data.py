@@ -33,11 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vsslzoo.video.decode import read_clips
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
-from ..data.frames import VideoTooShortError, resized_crop
+from ..data.frames import VideoTooShortError, read_plans, resized_crop
 
 
 @dataclass(frozen=True)
@@ -128,9 +127,7 @@ def ca_sample(path: str, rng: np.random.Generator, config: CADataConfig) -> dict
     for k, start in enumerate(starts):
         plans.append(ClipPlan(ClipSpan(k + 1, float(start), float(start + clip_length)),
                               tuple(float(start + n * step) for n in range(frames))))
-    decoded = {plan.span.index: clip for plan, clip in
-               read_clips(path, plans, resize=config.decode_short, crop=config.decode_size,
-                          info=info)}
+    decoded = read_plans(path, plans, info, config.decode_short, crop=config.decode_size)
     height, width = config.decode_size
     g_box = random_box(rng, height, width, config.global_scale, config.aspect)
     g_flip = bool(rng.random() < config.flip_prob)

@@ -51,7 +51,7 @@ from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
 from ..data import augment
-from ..data.frames import read_at_short_side, resized_crop
+from ..data.frames import read_plans, resized_crop
 from .sampling import SAMPLING_METHODS, draw_clip_starts
 
 
@@ -202,7 +202,6 @@ def corp_sample(path: str, rng: np.random.Generator, config: CorpDataConfig) -> 
     info = probe(path)
 
     def read(plans: list[ClipPlan]) -> dict[int, np.ndarray]:
-        return {plan.span.index: frames for plan, frames in
-                read_at_short_side(path, plans, info, config.decode_short, config.crop)}
+        return read_plans(path, plans, info, config.decode_short, at_least=config.crop)
 
     return build_sample(read, video_frames(info), info.fps, config, rng)

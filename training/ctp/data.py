@@ -19,7 +19,7 @@ import torch
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
-from ..data.frames import read_at_short_side, short_side_shape
+from ..data.frames import read_plans
 from .paste import PasteConfig, paste_patches
 from .trajectories import TrajectoryConfig, sample_trajectories
 
@@ -69,10 +69,10 @@ def ctp_sample(path: str, rng: np.random.Generator, config: CtPDataConfig) -> di
     plan = ClipPlan(ClipSpan(0, start, start + length),
                     tuple(start + k * step for k in range(config.num_frames)))
     short = int(rng.choice(config.short_sides))
-    size = short_side_shape(info.height, info.width, short, config.crop)
-    ((_, frames),) = read_at_short_side(path, [plan], info, short, config.crop)
-    top = int(rng.integers(0, size[0] - config.crop + 1))
-    left = int(rng.integers(0, size[1] - config.crop + 1))
+    frames = read_plans(path, [plan], info, short, at_least=config.crop)[0]
+    height, width = frames.shape[-2:]
+    top = int(rng.integers(0, height - config.crop + 1))
+    left = int(rng.integers(0, width - config.crop + 1))
     clip = torch.from_numpy(frames[:, :, top:top + config.crop, left:left + config.crop]).float()
     if rng.random() < config.flip_prob:
         clip = clip.flip(-1)

@@ -1,8 +1,9 @@
 """Decoding and cropping steps the recipes' samplers share.
 
-* :func:`read_at_short_side`: decode clips with the frames' short side scaled to a size
-  (aspect ratio kept; neither side below a minimum), the step CtP, ParamCrop and CORP
-  take before cropping;
+* :func:`read_plans`: decode a video's clips (after the recipe has probed it and drawn
+  its clip plans from the probe) with the frames' short side scaled to a size, aspect
+  ratio kept (neither side below a minimum: CtP, ParamCrop, CORP) or centre-cropped to a
+  fixed window (CA), by clip index;
 * :func:`resized_crop`: one box of a decoded clip, resized (bilinear, antialiased when
   shrinking) to a square, as uint8;
 * :class:`VideoTooShortError`: a video shorter than a recipe's clip sampling needs
@@ -10,8 +11,6 @@
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -32,16 +31,18 @@ def short_side_shape(height: int, width: int, short_side: int, at_least: int
     return max(at_least, round(height * scale)), max(at_least, round(width * scale))
 
 
-def read_at_short_side(path: str, plans: list, info, short_side: int, at_least: int
-                       ) -> Iterator[tuple[object, np.ndarray]]:
+def read_plans(path: str, plans: list, info, short_side: int, *, at_least: int = 1,
+               crop: tuple[int, int] | None = None) -> dict[int, np.ndarray]:
     """:func:`vsslzoo.video.decode.read_clips` of ``plans`` with the frames scaled to a
-    short side of ``short_side`` pixels, each side at least ``at_least``
-    (:func:`short_side_shape`); ``info`` is the video's probe. Yields ``(plan, (3, T, H,
-    W) uint8)`` in time order."""
+    short side of ``short_side`` pixels: the whole scaled frame, each side at least
+    ``at_least`` (:func:`short_side_shape`), or with ``crop`` ``(H, W)`` its centre crop of
+    that size. ``info`` is the video's probe (the plans are drawn from it). Returns
+    ``{plan.span.index: (3, T, H, W) uint8}``."""
     from vsslzoo.video.decode import read_clips
 
-    shape = short_side_shape(info.height, info.width, short_side, at_least)
-    return read_clips(path, plans, resize=short_side, crop=shape, info=info)
+    shape = crop or short_side_shape(info.height, info.width, short_side, at_least)
+    return {plan.span.index: frames for plan, frames in
+            read_clips(path, plans, resize=short_side, crop=shape, info=info)}
 
 
 def resized_crop(frames: np.ndarray, box: tuple[int, int, int, int], size: int) -> torch.Tensor:

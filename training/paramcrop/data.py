@@ -27,7 +27,7 @@ import torch
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
-from ..data.frames import VideoTooShortError, read_at_short_side
+from ..data.frames import VideoTooShortError, read_plans
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def paramcrop_sample(path: str, rng: np.random.Generator, config: ParamCropDataC
     size = config.input_size
     short = int(rng.integers(config.short_sides[0], config.short_sides[1] + 1)) \
         if config.random_crop else size
-    ((_, frames),) = read_at_short_side(path, [plan], info, short, size)
-    frames = torch.from_numpy(np.ascontiguousarray(frames))
+    frames = torch.from_numpy(np.ascontiguousarray(
+        read_plans(path, [plan], info, short, at_least=size)[0]))
     height, width = frames.shape[-2:]
     views = {}
     for key in ("video1", "video2"):
