@@ -375,7 +375,7 @@ def test_two_process_gloo_ddp_equals_one_process_over_the_same_batch(synth, ctp_
 def test_ctp_smoke_model_fits_a_fixed_batch(synth):
     """The smoke preset's model, loss and optimiser learn: 20 Adam steps on one fixed batch
     (4 clips, their pasted patches and trajectories drawn once) more than halve the loss
-    and raise the IoU (measured: loss 7.3 -> 2.3, IoU 0.49 -> 0.74). Learning to *track*
+    and raise the IoU (measured: loss 7.3 -> 1.7, IoU 0.49 -> 0.79). Learning to *track*
     (fresh trajectories every step) takes far longer than a CPU test: 120 smoke-preset
     steps on 64 synthetic videos moved the loss only 7.28 -> 7.03 and the IoU 0.51 -> 0.53."""
     from functools import partial

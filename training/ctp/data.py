@@ -6,11 +6,18 @@ at a frame stride drawn from 1..5 starting at a random time; the short side scal
 112 / 128 / 144, a random 112 x 112 crop, a horizontal flip with probability 0.5, mild
 colour jitter; then three trajectories are synthesised in crop coordinates and their
 patches pasted (with MRM).
-"""
+
+Colour (a deviation; the paper names no pretraining colour augmentation): the jitter is
+the shared :func:`vsslzoo.training.data.augment.colour_jitter` (torchvision's
+``ColorJitter`` operations), one draw per clip, always applied, before the pasting. The
+reference pipeline instead applies, *after* pasting, ``RandomHueSaturation`` (p = 0.25,
+hue ±12 OpenCV units, saturation x e^U(±0.1)) and ``DynamicBrightness`` (p = 0.5, ±30
+levels) / ``DynamicContrast`` (p = 0.5, x e^U(±0.12)) whose values vary over the clip
+between 2-3 key frames (microsoft/CtP ``pyvrl/datasets/transforms/color.py``); that is
+not implemented here."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +26,7 @@ import torch
 from vsslzoo.video.probe import probe
 from vsslzoo.video.sampling import ClipPlan, ClipSpan
 
+from ..data import augment
 from ..data.frames import read_plans
 from .paste import PasteConfig, paste_patches
 from .trajectories import TrajectoryConfig, sample_trajectories
@@ -31,7 +39,7 @@ class CtPDataConfig:
     short_sides: tuple[int, ...] = (112, 128, 144)
     crop: int = 112
     flip_prob: float = 0.5
-    brightness: float = 0.2  # "mild" jitter strengths (the reference gives no numbers)
+    brightness: float = 0.2  # "mild" jitter strengths (not the reference's: module doc)
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 0.05  # fraction of a full turn
@@ -41,22 +49,16 @@ class CtPDataConfig:
 
 def colour_jitter(clip: torch.Tensor, rng: np.random.Generator, config: CtPDataConfig
                   ) -> torch.Tensor:
-    """Brightness, contrast, saturation and hue (YIQ rotation) on ``(3, T, H, W)`` 0..255,
-    the same for every frame of the clip."""
-    factor = 1 + rng.uniform(-config.brightness, config.brightness)
-    clip = clip * factor
-    mean = clip.mean()
-    clip = (clip - mean) * (1 + rng.uniform(-config.contrast, config.contrast)) + mean
-    grey = (0.299 * clip[0] + 0.587 * clip[1] + 0.114 * clip[2])[None]
-    clip = grey + (clip - grey) * (1 + rng.uniform(-config.saturation, config.saturation))
-    angle = 2 * math.pi * rng.uniform(-config.hue, config.hue)
-    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
-                           [0.211, -0.523, 0.312]])
-    cos, sin = math.cos(angle), math.sin(angle)
-    rotate = torch.tensor([[1.0, 0, 0], [0, cos, -sin], [0, sin, cos]])
-    matrix = torch.linalg.inv(to_yiq) @ rotate @ to_yiq
-    clip = torch.einsum("ij,jthw->ithw", matrix, clip)
-    return clip.clamp(0, 255)
+    """:func:`vsslzoo.training.data.augment.colour_jitter` of ``(3, T, H, W)`` 0..255 (the
+    same for every frame of the clip), always applied: brightness, contrast and
+    saturation factors ``1 + U(-s, s)`` and a hue shift ``U(-h, h)`` turns, drawn from
+    ``rng`` in that order."""
+    factors = [1 + rng.uniform(-config.brightness, config.brightness),
+               1 + rng.uniform(-config.contrast, config.contrast),
+               1 + rng.uniform(-config.saturation, config.saturation),
+               rng.uniform(-config.hue, config.hue)]
+    params = torch.tensor(factors, dtype=torch.float32)[:, None]  # (4, B = 1)
+    return augment.colour_jitter(clip[None], *params)[0]
 
 
 def ctp_sample(path: str, rng: np.random.Generator, config: CtPDataConfig) -> dict:
