@@ -662,3 +662,124 @@ def test_html_page_times_links_and_provenance(tmp_path):
     assert f"index: {os.path.abspath('idx')}" in text
     whole = render_html(str(video), hits, level="video")
     assert f'href="{link}"' in whole and "#t=" not in whole
+
+
+# ------------------------------------------------------------------------------------
+# vsslzoo index --from-features
+# ------------------------------------------------------------------------------------
+def test_index_from_features_answers_as_the_index_of_the_videos(built, library, tiny_folder,
+                                                                tmp_path):
+    from test_sharding import assert_same_answers
+
+    feats = tmp_path / "feats"
+    # the index's clips: back to back (sliding:clip); two shards into one folder
+    for i in range(2):
+        result = _invoke("extract", library, "-o", feats, "-m", tiny_folder, "--clips",
+                         "sliding:clip", "--workers", "0", "--shard", f"{i}/2")
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "from-features"
+    result = _invoke("index", "--from-features", feats, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "6 video(s)" in result.output and "3 failed" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["weights_sha256"] == vsslzoo.load(tiny_folder).weights_sha256
+    assert manifest["video_sampling"] == "sliding:clip"
+    with Index.open(built) as videos, Index.open(out) as features:
+        assert features.videos() == videos.videos()
+        assert sorted(r.path for r in features.db.videos(status="failed")) == \
+            sorted(r.path for r in videos.db.videos(status="failed"))
+        for name in ("v2.mp4", "with space ü/clip 4.webm"):
+            assert_same_answers(videos, features, videos.query_vector(library / name))
+    # the query command embeds the query with the model the features recorded
+    by_videos = _invoke("query", library / "v1.mp4", "-i", built, "--json")
+    by_features = _invoke("query", library / "v1.mp4", "-i", out, "--json")
+    assert by_features.exit_code == 0, by_features.output
+    scores = [{h["path"]: h["score"] for h in json.loads(r.stdout)["hits"]}
+              for r in (by_videos, by_features)]  # v0.mp4 and its copy tie: either first
+    assert scores[0].keys() == scores[1].keys() and len(scores[0]) == 5
+    np.testing.assert_allclose([scores[1][p] for p in scores[0]], list(scores[0].values()),
+                               atol=1e-5)
+    # incremental: nothing new -> nothing changes; new features -> added
+    again = _invoke("index", "--from-features", feats, "-o", out)
+    assert "0 added, 0 updated, 0 removed, 6 unchanged" in again.output
+    write_video(library / "new.mp4", num_frames=40, speed=4)
+    assert _invoke("extract", library, "-o", feats, "-m", tiny_folder, "--clips",
+                   "sliding:clip", "--workers", "0").exit_code == 0
+    more = _invoke("index", "--from-features", feats, "-o", out)
+    assert "1 added, 0 updated, 0 removed, 6 unchanged" in more.output, more.output
+    # the video path of an index built from features adds with the same sampling
+    assert _invoke("index", library, "-o", out, "--workers", "0").exit_code == 0
+    with Index.open(out) as index:
+        assert len(index) == 7
+
+
+def test_index_from_features_refuses_what_it_cannot_use(built, library, tiny_folder, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = _invoke("index", "--from-features", empty, "-o", tmp_path / "i")
+    assert result.exit_code == 1 and "is not a feature folder (no manifest.json)" in result.output
+    result = _invoke("index", "--from-features", built, "-o", tmp_path / "i")
+    assert result.exit_code == 1 and "is an index, not the output of" in result.output
+    result = _invoke("index", library, "--from-features", empty)
+    assert result.exit_code == 2 and "not both" in result.output
+    feats = tmp_path / "feats"
+    assert _invoke("extract", library / "v0.mp4", "-o", feats, "-m", tiny_folder,
+                   "--clips", "sliding:clip", "--workers", "0").exit_code == 0
+    other = tmp_path / "other_model"
+    make_tiny_folder(other, seed=1)
+    other_feats = tmp_path / "other_feats"
+    assert _invoke("extract", library / "v0.mp4", "-o", other_feats, "-m", other,
+                   "--clips", "sliding:clip", "--workers", "0").exit_code == 0
+    result = _invoke("index", "--from-features", other_feats, "-o", built)  # another model
+    assert result.exit_code == 1 and "was built differently (weights_sha256" in result.output
+    result = _invoke("index", "--from-features", feats, "-o", tmp_path / "i", "-m", other)
+    assert result.exit_code == 1 and "holds features of" in result.output
+    uniform = tmp_path / "uniform_feats"
+    assert _invoke("extract", library / "v0.mp4", "-o", uniform, "-m", tiny_folder,
+                   "--workers", "0").exit_code == 0
+    result = _invoke("index", "--from-features", uniform, "-o", built)
+    assert result.exit_code == 1 and "extracted with --clips uniform:10" in result.output
+    with lock_held_by_another_process(built) as pid:
+        result = _invoke("index", "--from-features", feats, "-o", built)
+        assert result.exit_code == 1 and f"locked by pid {pid}" in result.output
+    with Index.open(built) as index:  # nothing of the refused runs reached it
+        assert len(index) == 6
+
+
+def test_index_from_features_interrupted_resumes_without_duplicates(library, tiny_folder,
+                                                                    tmp_path, monkeypatch):
+    from vsslzoo.index import update_index_from_features, writer
+
+    feats = tmp_path / "feats"
+    assert _invoke("extract", library, "-o", feats, "-m", tiny_folder, "--clips",
+                   "sliding:clip", "--workers", "0").exit_code == 0
+    out = tmp_path / "idx"
+    commit = writer.IndexWriter.commit
+    calls = []
+
+    def failing_commit(self, results, remove=()):
+        calls.append(len(results))
+        if len(calls) == 3:
+            raise RuntimeError("killed")  # what a kill between transactions leaves
+        return commit(self, results, remove)
+
+    monkeypatch.setattr(writer.IndexWriter, "commit", failing_commit)
+    with pytest.raises(RuntimeError, match="killed"):
+        update_index_from_features(out, feats, commit_every=2)
+    monkeypatch.setattr(writer.IndexWriter, "commit", commit)
+    with pytest.warns(UserWarning, match="FAISS files are behind the database"), \
+            Index.open(out) as index:
+        assert 0 < len(index) < 6
+    report = update_index_from_features(out, feats)
+    assert report.unchanged > 0 and report.added + report.unchanged == 6
+    with Index.open(out) as index:
+        assert len(index) == 6 and index.indices["video"].ntotal == 6
+        count = index.db.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+        assert count == index.indices["clip"].ntotal == len(read_features_clip_rows(feats))
+
+
+def read_features_clip_rows(folder):
+    from vsslzoo.feature_store import read_features
+
+    table = read_features(folder)
+    return table["video_path"][table["level"] == "clip"]

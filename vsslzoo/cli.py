@@ -142,7 +142,9 @@ _BATCH_HELP = ("Clips per model call (default: 16 on a GPU, 4 on the CPU, where 
 
 
 def _default_workers() -> int:
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    from .extract.run import default_workers
+
+    return default_workers()
 
 
 def _require_model(model: str | None) -> str | None:
@@ -154,6 +156,24 @@ def _require_model(model: str | None) -> str | None:
             "Pass a zoo name (`vsslzoo list`), hf-hub:ORG/NAME or a model folder."
         )
     return model
+
+
+def _shard_option(command: str):
+    return click.option(
+        "--shard", metavar="I/N", callback=_parse_shard,
+        help=f"{command} only shard I of N (0 <= I < N) of the sorted videos, by a hash of "
+             "each path: N array jobs (Slurm, Kubernetes indexed jobs) cover every video "
+             "exactly once and write into one folder without colliding.")
+
+
+def _parse_shard(ctx, param, value):
+    from .errors import ConfigError
+    from .sharding import Shard
+
+    try:
+        return Shard.parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command("extract")
@@ -169,7 +189,9 @@ def _require_model(model: str | None) -> str | None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help=_BATCH_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Decoding processes (default: CPU count - 1, at most 8; 0: no processes).")
+              help="Decoding processes (default: CPU count - 1, at most 8; 0: no processes); "
+                   "with --engine ray: decode tasks at once (default: the cluster's CPUs "
+                   "less the model workers').")
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True, help="Autocast precision (fp16: GPU only).")
@@ -184,94 +206,87 @@ def _require_model(model: str | None) -> str | None:
 @click.option("--commit-every", default=64, show_default=True, type=click.IntRange(min=1),
               help="Videos per committed part file (what an interruption can lose at most).")
 @click.option("--strict", is_flag=True, help="Exit non-zero if any video fails.")
+@_shard_option("Extract")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help='ray: decode in Ray tasks and embed in a pool of model actors, on a local '
+                   'Ray cluster or an existing one (needs pip install "vsslzoo[ray]").')
+@click.option("--ray-address", metavar="ADDRESS",
+              help="Ray cluster to join ('auto', ray://HOST:PORT; default: RAY_ADDRESS, "
+                   "else a local cluster on this machine's cores).")
+@click.option("--model-workers", type=click.IntRange(min=1), default=None,
+              help="Ray: model actors (default: one per GPU the cluster has with "
+                   "--gpus-per-worker, else 1).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Ray: GPUs per model actor (0: the actors run on CPUs).")
 def extract_command(inputs, output, model, clips, fmt, batch_size, workers, device, precision,
-                    pooling, compile_model, backend, recursive, commit_every, strict) -> None:
-    """Extract clip- and video-level embeddings of every video in INPUTS (files/folders).
+                    pooling, compile_model, backend, recursive, commit_every, strict, shard,
+                    engine, ray_address, model_workers, gpus_per_worker) -> None:
+    """Extract clip- and video-level embeddings of every video in INPUTS (files, folders,
+    or list files *.txt of paths or URLs, one a line).
 
     Writes OUTPUT/part-*.parquet (or .npy + .json): one row per clip (video_path,
     clip_index, start_s, end_s, embedding) and one row per video (level "video",
     clip_index -1). Videos that cannot be decoded are listed in OUTPUT/errors.jsonl and
     the others go on.
     """
-    import time
-
     from tqdm import tqdm
 
-    from . import load
-    from .extract import ExtractStats, extract_videos
-    from .feature_store import FeatureWriter
-    from .video.files import VIDEO_EXTENSIONS, find_videos
-    from .video.sampling import ClipSampling
+    from .extract.run import ExtractReport, extract_to_folder
 
-    sampling = ClipSampling.parse(clips)
-    videos = find_videos(list(inputs), recursive=recursive)
-    if not videos:
-        raise click.ClickException(
-            f"no video files found in {', '.join(inputs)} (looked for "
-            f"{', '.join(sorted(VIDEO_EXTENSIONS))})"
-        )
-    if backend == "torch":
-        encoder = load(_require_model(model), device=device, precision=precision,
-                       compile=compile_model)
-    else:
-        encoder = load(_require_model(model), backend=backend, device=device,
-                       precision=None if precision == "fp32" else precision)
-    manifest = {
-        "model": encoder.source,
-        "weights_sha256": encoder.weights_sha256,
-        "architecture": encoder.config.architecture,
-        "embed_dim": encoder.output_dim(pooling),
-        "clips": str(sampling),
-        "pooling": pooling,
-        "preprocess": encoder.preprocess.to_dict(),
-        "vsslzoo_version": __version__,
-    }
-    workers = _default_workers() if workers is None else workers
-    started = time.perf_counter()
-    with FeatureWriter(output, manifest=manifest, fmt=fmt, part_videos=commit_every) as writer:
-        todo = [v for v in videos if os.path.abspath(v) not in writer.done]
-        skipped = len(videos) - len(todo)
+    if engine == "local" and (ray_address or model_workers or gpus_per_worker):
+        raise click.UsageError("--ray-address, --model-workers and --gpus-per-worker need "
+                               "--engine ray")
+    report = ExtractReport(output)
+    bars: list = []
+
+    def on_start(todo: int, skipped: int) -> None:
         if skipped:
             click.echo(f"skipping {skipped} video(s) already in {output}", err=True)
-        stats = ExtractStats()
-        failures: list[tuple[str, str]] = []
-        partials: list[tuple[str, str]] = []  # damaged videos: their intact clips only
-        bar = tqdm(total=len(todo), unit="video", disable=None, dynamic_ncols=True)
-        try:
-            for result in extract_videos(encoder, todo, clips=sampling, batch_size=batch_size,
-                                         workers=workers, pooling=pooling, stats=stats):
-                writer.add(result)
-                if result.error is not None:
-                    failures.append((result.path, result.error))
-                elif result.partial:
-                    partials.append((result.path, result.damage_report()))
-                bar.update(1)
-                bar.set_postfix(clips_per_s=f"{stats.clips_per_s:.1f}", failed=len(failures),
-                                refresh=False)
-        except KeyboardInterrupt:
+        bars.append(tqdm(total=todo, unit="video", disable=None, dynamic_ncols=True))
+
+    def on_video(result, stats) -> None:
+        for bar in bars:
+            bar.update(1)
+            bar.set_postfix(clips_per_s=f"{stats.clips_per_s:.1f}",
+                            failed=len(report.failures), refresh=False)
+
+    ray_options = {"address": ray_address, "model_workers": model_workers,
+                   "gpus_per_worker": gpus_per_worker} if engine == "ray" else None
+    try:
+        extract_to_folder(
+            list(inputs), output, model=_require_model(model), backend=backend, device=device,
+            precision=precision, compile=compile_model, clips=clips, pooling=pooling,
+            batch_size=batch_size, fmt=fmt, commit_every=commit_every, shard=shard,
+            recursive=recursive, engine=engine, workers=workers, ray_options=ray_options,
+            report=report, on_start=on_start, on_video=on_video)
+    except KeyboardInterrupt:
+        for bar in bars:
             bar.close()
-            writer.commit()
-            click.echo(
-                f"interrupted: {stats.videos_ok} video(s) saved to {output}; run the same "
-                "command again to continue", err=True)
-            raise SystemExit(130) from None
+        click.echo(
+            f"interrupted: {report.stats.videos_ok} video(s) saved to {output}; run the same "
+            "command again to continue", err=True)
+        raise SystemExit(130) from None
+    for bar in bars:
         bar.close()
-    elapsed = time.perf_counter() - started
+    stats, skipped, failures, partials = (report.stats, report.skipped, report.failures,
+                                          report.partials)
     click.echo(
-        f"extracted {stats.videos_ok} video(s), {stats.clips} clip(s) in {elapsed:.1f} s "
-        f"({stats.clips / max(elapsed, 1e-9):.1f} clips/s) -> {output}"
+        f"extracted {stats.videos_ok} video(s), {stats.clips} clip(s) in {report.seconds:.1f} s "
+        f"({stats.clips / max(report.seconds, 1e-9):.1f} clips/s) -> {output}"
+        + (f" (shard {shard})" if shard else "")
         + (f"; {skipped} skipped (already done)" if skipped else "")
     )
+    errors_file = os.path.join(output, f"errors-{shard.tag}.jsonl" if shard else "errors.jsonl")
     if failures:
-        click.echo(f"{len(failures)} video(s) failed (listed in "
-                   f"{os.path.join(output, 'errors.jsonl')}):", err=True)
+        click.echo(f"{len(failures)} video(s) failed (listed in {errors_file}):", err=True)
         for path, reason in failures[:20]:
             click.echo(f"  {path}: {reason}", err=True)
         if len(failures) > 20:
             click.echo(f"  ... and {len(failures) - 20} more", err=True)
     if partials:
         click.echo(f"{len(partials)} video(s) are damaged; their intact clips were extracted "
-                   f"(listed in {os.path.join(output, 'errors.jsonl')}):", err=True)
+                   f"(listed in {errors_file}):", err=True)
         for path, where in partials[:20]:
             click.echo(f"  {path}: {where}", err=True)
         if len(partials) > 20:
@@ -281,7 +296,7 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
 
 
 @main.command("index")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("inputs", nargs=-1, type=click.Path(exists=True))
 @click.option("-o", "--output", default="vsslzoo-index", show_default=True,
               type=click.Path(file_okay=False), help="Index folder (created or updated).")
 @click.option("-m", "--model", help="Zoo name, hf-hub:ORG/NAME or model folder "
@@ -299,9 +314,15 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
               show_default=True)
 @click.option("--commit-every", default=32, show_default=True, type=click.IntRange(min=1),
               help="Videos per database transaction.")
+@_shard_option("Index")
+@click.option("--from-features", "features", metavar="DIR",
+              type=click.Path(exists=True, file_okay=False),
+              help="Index the features in DIR (written by `vsslzoo extract`, on any machine "
+                   "or engine) instead of embedding videos; the model is the one DIR records.")
 def index_command(inputs, output, model, level, factory, batch_size, workers, device,
-                  precision, commit_every) -> None:
-    """Index the videos under INPUTS (recursively) for retrieval.
+                  precision, commit_every, shard, features) -> None:
+    """Index the videos under INPUTS (recursively) for retrieval, or the features of a
+    feature folder (--from-features DIR).
 
     Run it again to update: only new or changed files are embedded, deleted files leave
     the index. Safe to interrupt (Ctrl-C or kill): the next run finishes the job.
@@ -309,18 +330,26 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
     from tqdm import tqdm
 
     from . import load
-    from .index import update_index
+    from .index import update_index, update_index_from_features
     from .index.layout import MANIFEST, read_manifest
     from .video.files import not_video_message, scan_videos
 
+    if features is not None and inputs:
+        raise click.UsageError("give video INPUTS or --from-features DIR, not both")
+    if features is None and not inputs:
+        raise click.UsageError("give the videos to index (INPUTS), or --from-features DIR")
     existing = os.path.exists(os.path.join(output, MANIFEST))
-    scan = scan_videos(list(inputs))  # what it finds wrong, update_index warns about
-    if not scan.files and not existing:
-        detail = f"; {not_video_message(scan.not_video)}" if scan.not_video else ""
-        raise click.ClickException(f"no video files found in {', '.join(inputs)}{detail}")
-    if model is None and os.path.exists(os.path.join(output, MANIFEST)):
-        model = read_manifest(Path(output))["model"]
-    encoder = load(_require_model(model), device=device, precision=precision)
+    if features is None:
+        scan = scan_videos(list(inputs))  # what it finds wrong, update_index warns about
+        if not scan.files and not existing:
+            detail = f"; {not_video_message(scan.not_video)}" if scan.not_video else ""
+            raise click.ClickException(f"no video files found in {', '.join(inputs)}{detail}")
+    if features is not None:
+        encoder = load(model, device="cpu") if model is not None else None
+    else:
+        if model is None and existing:
+            model = read_manifest(Path(output))["model"]
+        encoder = load(_require_model(model), device=device, precision=precision)
     bars: list = []  # a bar once the plan is known, and none when there is nothing to do
 
     def on_plan(count: int) -> None:
@@ -332,11 +361,16 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
             bar.update(1)
 
     try:
-        report = update_index(
-            output, list(inputs), encoder, level=level, factory=factory,
-            batch_size=batch_size, commit_every=commit_every, on_video=on_video,
-            on_plan=on_plan,
-            workers=_default_workers() if workers is None else workers)
+        if features is not None:
+            report = update_index_from_features(
+                output, features, level=level, factory=factory, model=encoder, shard=shard,
+                commit_every=commit_every, on_video=on_video, on_plan=on_plan)
+        else:
+            report = update_index(
+                output, list(inputs), encoder, level=level, factory=factory,
+                batch_size=batch_size, commit_every=commit_every, on_video=on_video,
+                on_plan=on_plan, shard=shard,
+                workers=_default_workers() if workers is None else workers)
     except KeyboardInterrupt:
         for bar in bars:
             bar.close()

@@ -33,6 +33,13 @@ _PRECISION_ALIASES = {
 }
 
 
+def model_source(model) -> str:
+    """How to load ``model`` again later: its zoo name or hf-hub reference, or the
+    absolute path of its folder."""
+    source = model.source
+    return os.path.abspath(source) if os.path.isdir(source) else source
+
+
 def check_pooling(pooling: str) -> None:
     if pooling not in POOLINGS:
         raise ConfigError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")

@@ -10,6 +10,12 @@ Layout of ``feats/``::
     errors.jsonl            videos that failed in the last run (status "failed": path and
                             reason) and partial videos (status "partial": where damaged)
 
+Shard ``I/N`` (``--shard``, :mod:`vsslzoo.sharding`) writes ``part-sIIIIofNNNN-00000.*``
+and ``errors-sIIIIofNNNN.jsonl`` and takes its own lock (``.lock-sIIIIofNNNN``), so the N
+jobs of an array job write into one folder at once without colliding; the first to
+start writes the manifest and the others check theirs against it. Readers take every
+part and every errors file.
+
 A *partial* video (a damaged file decoded around its damage) has ``status`` "partial" on
 its rows, only the clips that decoded intact, and on its video row ``damage``: a JSON
 list of ``{start_s, end_s, reason}``. Parts written before these two columns existed
@@ -21,26 +27,53 @@ complete.
 
 Every part is written to a temporary name and renamed when complete, so an interrupted
 run leaves no half-written file; the next run reads which videos the parts hold and
-skips them. Only one writer at a time (:class:`~vsslzoo.locking.FolderLock`).
+skips them. Only one writer at a time per shard (:class:`~vsslzoo.locking.FolderLock`).
+Videos are recorded by key (:func:`~vsslzoo.video.files.video_key`: absolute path, or
+URL as given).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError, VsslzooError
-from .fileio import atomic_write_bytes
-from .locking import FolderLock
+from .fileio import atomic_create_bytes, atomic_write_bytes
+from .locking import LOCK_FILENAME, FolderLock
+from .sharding import Shard
+from .video.files import video_key
 
 FORMATS = ("parquet", "npy")
 MANIFEST = "manifest.json"
 ERRORS = "errors.jsonl"
+# what must agree between runs (and shards) writing one folder
+MANIFEST_KEYS = ("weights_sha256", "embed_dim", "clips", "pooling", "format", "preprocess")
+
+
+def feature_manifest(model, clips, pooling: str) -> dict[str, Any]:
+    """What a feature folder records of how its features were made: the model (how to
+    load it, its weights sha256), clip sampling, pooling, dimension and preprocessing."""
+    from ._version import __version__
+    from .encoder import model_source
+    from .video.sampling import ClipSampling
+
+    return {
+        "model": model_source(model),
+        "model_name": model.config.name,
+        "weights_sha256": model.weights_sha256,
+        "architecture": model.config.architecture,
+        "embed_dim": model.output_dim(pooling),
+        "clips": str(ClipSampling.parse(clips)),
+        "pooling": pooling,
+        "preprocess": model.preprocess.to_dict(),
+        "vsslzoo_version": __version__,
+    }
 
 
 class FeatureStoreError(VsslzooError):
@@ -67,7 +100,8 @@ class FeatureWriter:
     """
 
     def __init__(self, folder: str | os.PathLike[str], *, manifest: dict[str, Any],
-                 fmt: str = "parquet", part_videos: int = 64) -> None:
+                 fmt: str = "parquet", part_videos: int = 64,
+                 shard: Shard | None = None) -> None:
         if fmt not in FORMATS:
             raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         if fmt == "parquet":
@@ -81,6 +115,10 @@ class FeatureWriter:
         self.fmt = fmt
         self.part_videos = part_videos
         self.manifest = {**manifest, "format": fmt}
+        self.shard = shard
+        tag = f"-{shard.tag}" if shard else ""
+        self._part_prefix = f"part{tag}-"
+        self._errors_name = f"errors{tag}.jsonl"
         self._rows: list[_Row] = []
         self._vectors: list[np.ndarray] = []
         self._videos_buffered = 0
@@ -92,7 +130,9 @@ class FeatureWriter:
     def _prepare(self) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock = FolderLock(self.folder, what="feature folder").acquire()
+            what = f"feature folder (shard {self.shard})" if self.shard else "feature folder"
+            lock_name = f"{LOCK_FILENAME}-{self.shard.tag}" if self.shard else LOCK_FILENAME
+            self._lock = FolderLock(self.folder, what=what, filename=lock_name).acquire()
         except PermissionError:
             raise FeatureStoreError(
                 f"cannot write to {self.folder} (permission denied or read-only); "
@@ -100,13 +140,15 @@ class FeatureWriter:
             ) from None
         except OSError as exc:
             raise FeatureStoreError(f"cannot write to {self.folder}: {exc}") from None
-        for stale in self.folder.glob(".*.tmp"):  # left by a killed run
-            stale.unlink(missing_ok=True)
+        # Temp files left by a killed run of this writer; other shards' are theirs.
+        for stale in self.folder.glob(".*.tmp"):
+            if self._owns_temp(stale.name):
+                stale.unlink(missing_ok=True)
         manifest_path = self.folder / MANIFEST
-        if manifest_path.exists():
+        text = json.dumps(self.manifest, indent=2).encode()
+        if not atomic_create_bytes(manifest_path, text):  # made by an earlier run or shard
             existing = json.loads(manifest_path.read_text(encoding="utf-8"))
-            keys = ("weights_sha256", "embed_dim", "clips", "pooling", "format", "preprocess")
-            differing = [k for k in keys if existing.get(k) != self.manifest.get(k)]
+            differing = [k for k in MANIFEST_KEYS if existing.get(k) != self.manifest.get(k)]
             if differing:
                 self.close()
                 detail = ", ".join(
@@ -117,19 +159,24 @@ class FeatureWriter:
                     f"{self.folder} holds features made differently ({detail}); use another "
                     "output folder (-o), or delete this one to start over"
                 )
-        else:
-            atomic_write_bytes(manifest_path, json.dumps(self.manifest, indent=2).encode())
         self.done = done_videos(self.folder)
-        self._errors = [entry for entry in _read_errors(self.folder)  # kept: not redone
-                        if entry.get("status") == "partial" and entry["video_path"] in self.done]
-        self._next_part = 1 + max(
-            (int(p.stem.split("-")[1]) for p in self.folder.glob("part-*.*")
-             if p.stem.split("-")[1].isdigit()), default=-1)
+        self._errors = [entry for entry in _read_errors(self.folder / self._errors_name)
+                        if entry.get("status") == "partial"  # kept: not redone
+                        and entry["video_path"] in self.done]
+        numbers = (p.stem[len(self._part_prefix):]
+                   for p in self.folder.glob(f"{self._part_prefix}*.*"))
+        self._next_part = 1 + max((int(n) for n in numbers if n.isdigit()), default=-1)
+
+    def _owns_temp(self, name: str) -> bool:
+        if self.shard is not None:
+            return name.startswith((f".{self._part_prefix}", f".{self._errors_name}."))
+        return (name.startswith((".part-", f".{ERRORS}.", f".{MANIFEST}."))
+                and not name.startswith(".part-s"))
 
     # -- writing -------------------------------------------------------------------------
     def add(self, features) -> None:
         """Buffer one video's :class:`~vsslzoo.extract.VideoFeatures` (or its error)."""
-        path = os.path.abspath(features.path)
+        path = video_key(features.path)
         if features.error is not None:
             self._errors.append({"video_path": path, "status": "failed",
                                  "error": features.error})
@@ -158,7 +205,7 @@ class FeatureWriter:
         """Write buffered rows as one part (atomically) and the errors file."""
         if self._rows:
             vectors = np.concatenate(self._vectors).astype(np.float32)
-            name = f"part-{self._next_part:05d}"
+            name = f"{self._part_prefix}{self._next_part:05d}"
             if self.fmt == "parquet":
                 _write_parquet(self.folder / f"{name}.parquet", self._rows, vectors)
             else:
@@ -166,8 +213,8 @@ class FeatureWriter:
             self._next_part += 1
             self._rows, self._vectors, self._videos_buffered = [], [], 0
         text = "".join(json.dumps(e) + "\n" for e in self._errors)
-        if self._errors or (self.folder / ERRORS).exists():
-            atomic_write_bytes(self.folder / ERRORS, text.encode())
+        if self._errors or (self.folder / self._errors_name).exists():
+            atomic_write_bytes(self.folder / self._errors_name, text.encode())
 
     def close(self) -> None:
         if self._lock is not None:
@@ -235,8 +282,7 @@ def _parts(folder: Path) -> list[Path]:
     return parquet + npy
 
 
-def _read_errors(folder: Path) -> list[dict[str, Any]]:
-    path = folder / ERRORS
+def _read_errors(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     entries = []
@@ -246,6 +292,13 @@ def _read_errors(folder: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue  # a line cut by a crash of an older version
     return entries
+
+
+def read_errors(folder: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The entries of every errors file of ``folder`` (all shards'): ``video_path``,
+    ``status`` ("failed" or "partial"), ``error`` and, for partial videos, ``damage``."""
+    return [entry for path in sorted(Path(folder).glob("errors*.jsonl"))
+            for entry in _read_errors(path)]
 
 
 def done_videos(folder: str | os.PathLike[str]) -> set[str]:
@@ -260,6 +313,28 @@ def done_videos(folder: str | os.PathLike[str]) -> set[str]:
         else:
             done.update(json.loads(part.read_text(encoding="utf-8"))["video_path"])
     return done
+
+
+def _read_part(part: Path) -> dict[str, Any]:
+    """A committed part's columns (lists) and ``embedding`` ((rows, D) float32); columns
+    that parts of older versions lack are filled with what their rows mean."""
+    if part.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(part)
+        data = {key: table[key].to_pylist() for key in table.column_names if key != "embedding"}
+        embedding = table["embedding"].combine_chunks()
+        width = embedding.type.list_size
+        vectors = embedding.values.to_numpy().reshape(-1, width)
+    else:
+        data = json.loads(part.read_text(encoding="utf-8"))
+        vectors = np.load(part.with_suffix(".npy"))
+    rows = len(data["video_path"])
+    for key, value in _ADDED_COLUMNS.items():
+        if not data.get(key):
+            data[key] = [value] * rows
+    data["embedding"] = vectors.astype(np.float32, copy=False)
+    return data
 
 
 # columns that parts written by older versions lack, and what their rows mean
@@ -278,21 +353,104 @@ def read_features(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                                  "padded", "status", "damage")}
     vectors = []
     for part in _parts(folder):
-        if part.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(part)
-            data = {key: table[key].to_pylist() for key in columns if key in table.column_names}
-            embedding = table["embedding"].combine_chunks()
-            width = embedding.type.list_size
-            vectors.append(embedding.values.to_numpy().reshape(-1, width))
-        else:
-            data = json.loads(part.read_text(encoding="utf-8"))
-            vectors.append(np.load(part.with_suffix(".npy")))
-        rows = len(data["video_path"])
+        data = _read_part(part)
+        vectors.append(data.pop("embedding"))
         for key in columns:
-            columns[key].extend(data.get(key) or [_ADDED_COLUMNS.get(key)] * rows)
+            columns[key].extend(data[key])
     out = {key: np.asarray(values) for key, values in columns.items()}
     out["embedding"] = (np.concatenate(vectors).astype(np.float32) if vectors
                         else np.zeros((0, 0), np.float32))
     return out
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a feature folder; a clear error when ``folder`` is not one."""
+    path = Path(folder) / MANIFEST
+    if not Path(folder).is_dir():
+        raise FeatureStoreError(f"{folder} does not exist or is not a folder; give the "
+                                "folder `vsslzoo extract ... -o FOLDER` wrote")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FeatureStoreError(
+            f"{folder} is not a feature folder (no {MANIFEST}); make one with `vsslzoo "
+            f"extract VIDEOS -o {folder}`") from None
+    except (OSError, ValueError) as exc:
+        raise FeatureStoreError(f"cannot read {path} ({exc})") from None
+    if "clips" not in manifest or "weights_sha256" not in manifest:
+        what = "an index" if str(manifest.get("format", "")).startswith("vsslzoo-index") \
+            else "not a feature folder"
+        raise FeatureStoreError(
+            f"{folder} is {what}, not the output of `vsslzoo extract` (its {MANIFEST} "
+            "records no model and clip sampling)")
+    return manifest
+
+
+@dataclass
+class StoredVideo:
+    """One video's features read back from a feature folder (what :class:`FeatureWriter`
+    wrote of a :class:`~vsslzoo.extract.VideoFeatures`).
+
+    Attributes:
+        path: the video's key (absolute path or URL).
+        embeddings: ``(N, D)`` float32, L2-normalised clip embeddings.
+        spans: N :class:`~vsslzoo.video.sampling.ClipSpan`.
+        video_embedding: ``(D,)`` float32, L2-normalised.
+        duration_s: the video's duration (seconds).
+        damage: where a partial video is damaged (empty: intact).
+        damage_text: the errors file's line on a partial video, if any.
+    """
+
+    path: str
+    embeddings: np.ndarray
+    spans: list
+    video_embedding: np.ndarray
+    duration_s: float
+    damage: list = field(default_factory=list)
+    damage_text: str | None = None
+    error: None = None
+    info: None = None
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.damage)
+
+    def damage_report(self) -> str | None:
+        if not self.partial:
+            return None
+        where = "; ".join(str(span) for span in self.damage)
+        return self.damage_text or f"damaged {where}"
+
+
+def iter_stored_videos(folder: str | os.PathLike[str]) -> Iterator[StoredVideo]:
+    """Every video committed in ``folder``, one part at a time (memory: one part).
+
+    A part holds whole videos (:class:`FeatureWriter` buffers a video's rows together),
+    so each video is read from one part.
+    """
+    from .video.decode import DamagedSpan
+    from .video.sampling import ClipSpan
+
+    partial_text = {entry["video_path"]: entry.get("error") for entry in read_errors(folder)
+                    if entry.get("status") == "partial"}
+    for part in _parts(Path(folder)):
+        columns = _read_part(part)
+        rows: dict[str, list[int]] = {}
+        for row, path in enumerate(columns["video_path"]):
+            rows.setdefault(path, []).append(row)
+        for path, indices in rows.items():
+            clips = [i for i in indices if columns["level"][i] == "clip"]
+            (video_row,) = [i for i in indices if columns["level"][i] == "video"]
+            clips.sort(key=lambda i: columns["clip_index"][i])
+            damage = json.loads(columns["damage"][video_row] or "[]")
+            yield StoredVideo(
+                path=path,
+                embeddings=columns["embedding"][clips],
+                spans=[ClipSpan(int(columns["clip_index"][i]), float(columns["start_s"][i]),
+                                float(columns["end_s"][i]), bool(columns["padded"][i]))
+                       for i in clips],
+                video_embedding=columns["embedding"][video_row],
+                duration_s=float(columns["end_s"][video_row]),
+                damage=[DamagedSpan(**span) for span in damage],
+                damage_text=partial_text.get(path),
+            )

@@ -24,8 +24,9 @@ class FolderLockedError(VsslzooError):
 class FolderLock:
     """``with FolderLock(folder, what="index"):`` -- exclusive writer access to ``folder``."""
 
-    def __init__(self, folder: str | os.PathLike[str], what: str = "folder") -> None:
-        self.path = Path(folder) / LOCK_FILENAME
+    def __init__(self, folder: str | os.PathLike[str], what: str = "folder",
+                 filename: str = LOCK_FILENAME) -> None:
+        self.path = Path(folder) / filename
         self.what = what
         self.held = False
         self._fd: int | None = None

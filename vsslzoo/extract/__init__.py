@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .video.decode import DamagedSpan
-from .video.pool import ClipChunk, DecodePool, VideoEnd, VideoFailed, VideoStart
-from .video.probe import VideoInfo
-from .video.sampling import ClipSampling, ClipSpan
+from ..video.decode import DamagedSpan
+from ..video.pool import ClipChunk, DecodePool, VideoEnd, VideoFailed, VideoStart
+from ..video.probe import VideoInfo
+from ..video.sampling import ClipSampling, ClipSpan
 
 GPU_BATCH_SIZE = 16
 # On the CPU a batch buys no speed (one clip already fills the cores) and costs memory:

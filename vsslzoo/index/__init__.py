@@ -2,6 +2,7 @@
 
 from .layout import IndexFolderError
 from .reader import DEFAULT_INDEX, Hit, Index
-from .writer import IndexReport, update_index
+from .writer import IndexReport, update_index, update_index_from_features
 
-__all__ = ["DEFAULT_INDEX", "Hit", "Index", "IndexFolderError", "IndexReport", "update_index"]
+__all__ = ["DEFAULT_INDEX", "Hit", "Index", "IndexFolderError", "IndexReport", "update_index",
+           "update_index_from_features"]

@@ -3,11 +3,18 @@
 A folder that cannot be listed is never taken for an empty one: an input folder that
 cannot be listed is an error, and one below it is reported (``VideoScan.unreadable``),
 so that the index does not drop the videos it cannot see.
+
+An input file ending in ``.txt`` is a *list file*: one video a line, a path (relative
+to the list file's folder) or a URL that PyAV can open (``https://...``, ``s3`` through
+an FFmpeg built with it); blank lines and lines starting with ``#`` are skipped. A video
+is known by its *key* (:func:`video_key`): the absolute path of a local file, the URL as
+written for a URL; feature folders, indices and shards use it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass, field
@@ -125,6 +132,37 @@ def scan_videos(inputs: list[str | os.PathLike[str]], *, recursive: bool = True)
     return scan
 
 
+LIST_FILE_EXTENSION = ".txt"
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """True for ``scheme://...`` (http, https, rtmp, s3, ...): opened by FFmpeg, not os."""
+    return isinstance(path, str) and bool(_URL_RE.match(path))
+
+
+def video_key(path: str | os.PathLike[str]) -> str:
+    """How a video is recorded and compared: its absolute path, or the URL as given."""
+    return path if is_url(path) else os.path.abspath(path)
+
+
+def read_list_file(path: str | os.PathLike[str]) -> list[str]:
+    """The videos a list file names (see the module docstring), in its order."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VideoScanError(f"cannot read the list file {path} ({exc}); it must be UTF-8 "
+                             "text, one video path or URL a line") from None
+    videos = []
+    for line in lines:
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        videos.append(entry if is_url(entry) else os.path.join(folder, entry))
+    return videos
+
+
 def find_videos(inputs: list[str | os.PathLike[str]], *, recursive: bool = True) -> list[Path]:
     """Video files named by ``inputs`` (files are taken as given; folders are searched).
 
@@ -139,6 +177,25 @@ def find_videos(inputs: list[str | os.PathLike[str]], *, recursive: bool = True)
     if scan.not_video:
         warnings.warn(not_video_message(scan.not_video), UserWarning, stacklevel=2)
     return scan.files
+
+
+def list_videos(inputs: list[str | os.PathLike[str]], *, recursive: bool = True) -> list[str]:
+    """The videos to extract: as :func:`find_videos`, and list files (``*.txt``) are read.
+
+    Returns their keys (:func:`video_key`: absolute paths, URLs as written), sorted, no
+    duplicates: the input list that ``--shard`` partitions.
+    """
+    listed: list[str] = []
+    others: list[str | os.PathLike[str]] = []
+    for item in inputs:
+        if os.fspath(item).lower().endswith(LIST_FILE_EXTENSION) and os.path.isfile(item):
+            listed.extend(read_list_file(item))
+        else:
+            others.append(item)
+    keys = {video_key(entry) for entry in listed}
+    if others:
+        keys.update(os.path.abspath(path) for path in find_videos(others, recursive=recursive))
+    return sorted(keys)
 
 
 def not_video_message(paths: list[str]) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import VideoDecodeError
-from .files import TRANSPORT_STREAM_EXTENSIONS, is_transport_stream
+from .files import TRANSPORT_STREAM_EXTENSIONS, is_transport_stream, is_url
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class VideoInfo:
 
 def open_container(path: str | os.PathLike[str]):
     """``av.open`` with the failure modes turned into :class:`VideoDecodeError`."""
-    import av
-
     path = os.fspath(path)
+    if is_url(path):  # FFmpeg's protocols (http, https, ...) say what is wrong
+        return _open(path)
     if not os.path.exists(path):
         raise VideoDecodeError(path, "no such file")
     if os.path.isdir(path):
@@ -65,6 +65,12 @@ def open_container(path: str | os.PathLike[str]):
                                          "TypeScript source?)")
     except OSError:
         pass  # av.open says why
+    return _open(path)
+
+
+def _open(path: str):
+    import av
+
     try:
         container = av.open(path, metadata_errors="ignore")
     except PermissionError:
