@@ -348,10 +348,15 @@ def main(argv: list[str] | None = None) -> dict:
             sys.exit(f"no footage file is at least {args.segment} s long")
         results = {"naive (16x12 grey mean)": evaluate(
             lambda paths: np.stack([naive_embedding(p) for p in paths]), segments)}
+        twins = set()  # one random-init twin per architecture (they are identical)
         for name in models:
             model = vsslzoo.load(name, device=args.device)
             devices.add(str(model.device))
-            for encoder in (model, random_twin(model)):
+            shape = json.dumps([model.config.architecture, model.config.model_args,
+                                str(model.config.preprocess)], sort_keys=True)
+            encoders = [model] if shape in twins else [model, random_twin(model)]
+            twins.add(shape)
+            for encoder in encoders:
                 label = encoder.config.name or encoder.source
                 label = label if label not in results else f"{label} ({encoder.source})"
                 results[label] = evaluate(lambda p, e=encoder: model_embeddings(e, p), segments)

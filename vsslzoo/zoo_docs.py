@@ -1,8 +1,9 @@
 """Documents generated from the registry: model cards and README's zoo table.
 
-``model_cards/<name>.md`` and the table between the ``zoo-table`` markers in README.md
-are written by ``python -m vsslzoo.zoo_docs --write`` and checked by ``--check`` (and by
-the tests), so they never drift from the registry. ``save_pretrained`` uses the same
+``model_cards/<name>.md``, the README.md of an embedded model's package folder and the
+table between the ``zoo-table`` markers in README.md are written by
+``python -m vsslzoo.zoo_docs --write`` and checked by ``--check`` (and by the tests), so
+they never drift from the registry. ``save_pretrained`` uses the same
 renderer for the README.md of any model folder.
 """
 
@@ -229,6 +230,10 @@ def expected_documents(repo_root: Path) -> dict[Path, str]:
         repo_root / "model_cards" / f"{name}.md": render_entry_card(registry.get_entry(name))
         for name in registry.list_models()
     }
+    for name in registry.list_models():  # an embedded model's folder carries its card too
+        entry = registry.get_entry(name)
+        if entry.embedded is not None:
+            docs[repo_root / "vsslzoo" / entry.embedded / "README.md"] = render_entry_card(entry)
     readme = repo_root / "README.md"
     docs[readme] = _readme_with_table(readme.read_text(encoding="utf-8"))
     return docs
