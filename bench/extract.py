@@ -16,6 +16,12 @@ model is R(2+1)D-18 at width 0.25.
 
     python bench/extract.py --default-model   # the embedded default model's budget
 
+    python bench/extract.py --ray             # the local engine against --engine ray
+
+``--ray`` runs ``vsslzoo extract`` on both engines side by side on the same four
+20-second videos (small model, ``sliding:0.5``) and prints clips/s of each and their
+ratio (Ray's overhead on one machine).
+
 ``--default-model`` measures what the default model must meet (issue: end-to-end
 ``vsslzoo index`` at most 2x a plain decode): on 360p h264 footage, side by side, (a) a
 plain PyAV decode of every frame of the files (FFmpeg threads on, frames converted to
@@ -219,14 +225,57 @@ def default_model_budget(tmp: Path) -> dict:
             "extract_over_decode": round(extract_s / decode_s, 2)}
 
 
+def ray_side_by_side(tmp: Path, quick: bool = False) -> dict:
+    """``vsslzoo extract`` on the local engine and on ``--engine ray``, same videos, same
+    model, one after the other (each a whole run: model load, decoding, embedding, Parquet
+    parts written). Ray's local cluster is started first and its start-up reported apart
+    (a cluster is started once for many runs)."""
+    import ray
+
+    from vsslzoo.extract.ray import connect
+    from vsslzoo.extract.run import extract_to_folder
+
+    videos = [write_textured_video(tmp / f"r{i}.mp4", 4 if quick else 20) for i in range(4)]
+    model = _model_folder(tmp / "ray-model", 0.25)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    start = time.perf_counter()
+    connect(None)  # a local cluster on this machine's cores
+    startup_s = time.perf_counter() - start
+    report = {"ray_version": ray.__version__, "cluster_cpus": ray.cluster_resources().get("CPU"),
+              "ray_cluster_startup_s": round(startup_s, 2)}
+    clips = "sliding:0.5"  # ~150 clips: Ray's fixed costs (actor start, model load) amortised
+    for engine in ("local", "ray"):
+        start = time.perf_counter()
+        result = extract_to_folder([str(v) for v in videos], tmp / f"feats-{engine}",
+                                   model=str(model), clips=clips, engine=engine,
+                                   workers=1 if engine == "local" else None)
+        seconds = time.perf_counter() - start
+        assert not result.failures, result.failures
+        report[engine] = {"clips": result.stats.clips, "seconds": round(seconds, 2),
+                          "clips_per_s": round(result.stats.clips / seconds, 2)}
+        print(json.dumps({engine: report[engine]}), flush=True)
+    report["ray_over_local"] = round(report["ray"]["clips_per_s"]
+                                     / report["local"]["clips_per_s"], 3)
+    ray.shutdown()
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--default-model", action="store_true",
                         help="only the default model's index/extract vs decode budget")
+    parser.add_argument("--ray", action="store_true",
+                        help="only the local engine against --engine ray (needs the ray extra)")
     args = parser.parse_args()
     import torch
+
+    if args.ray:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = ray_side_by_side(Path(tmp), args.quick)
+        print(json.dumps(report, indent=2))
+        return
 
     if args.default_model:
         with tempfile.TemporaryDirectory() as tmp:

@@ -145,6 +145,13 @@ class _Embedder:
 
         self.encoder = load_encoder(model, backend=backend, device=device,
                                     precision=precision, compile=compile)
+        if str(device).startswith("cpu") and backend == "torch":
+            import torch
+
+            # Ray sets OMP_NUM_THREADS to the actor's CPUs (1): a CPU model then runs
+            # ~2-4x slower than the local engine's, whose torch uses every core while the
+            # decoders run beside it. Do as the local engine does.
+            torch.set_num_threads(len(os.sched_getaffinity(0)))
         self.pooling = pooling
         self.shape = self.encoder.preprocess.input_shape
         self.dim = self.encoder.output_dim(pooling)
