@@ -470,7 +470,7 @@ def update_index(
     *,
     level: str | None = None,
     factory: str | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     workers: int = 0,
     commit_every: int = 32,
     exact_below: int = vx.EXACT_BELOW,
@@ -487,6 +487,8 @@ def update_index(
         level: "video", "clip" or "both" (default: the existing index's, else "both").
         factory: a FAISS factory string (default: the existing index's override, else
             chosen from the vector count).
+        batch_size: clips per forward pass (default: 16 on a GPU, 4 on the CPU, as
+            :func:`vsslzoo.extract.extract_videos`).
         commit_every: videos per database transaction.
         on_video: called with (path, error or None) after each video (progress bars).
         on_plan: called with the number of videos to embed, once planned.
