@@ -143,3 +143,18 @@ def test_a_killed_model_actor_loses_nothing(cluster, data, tmp_path):
     assert killed and after_kill  # the run went on after the actor died
     assert report.stats.videos_ok == 5 and len(report.failures) == 1
     _assert_same_features(tmp_path / "ray", reference)
+
+
+def test_nothing_to_embed_starts_no_cluster(monkeypatch):
+    """A re-run of a finished job (no video left to embed) does not start or join Ray."""
+    from vsslzoo.config import PreprocessConfig
+    from vsslzoo.extract import ray as ray_engine
+
+    def refuse(address=None):
+        raise AssertionError("connected to Ray with nothing to embed")
+
+    monkeypatch.setattr(ray_engine, "connect", refuse)
+    preprocess = PreprocessConfig(num_frames=4, frame_stride=1, resize=32, crop=(32, 32))
+    assert list(ray_engine.extract_videos(None, [], preprocess=preprocess, embed_dim=8)) == []
+    with pytest.raises(AssertionError, match="nothing to embed"):
+        list(ray_engine.extract_videos(None, ["v.mp4"], preprocess=preprocess, embed_dim=8))

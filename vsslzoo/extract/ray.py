@@ -272,11 +272,11 @@ def extract_videos(
     ``options``: those of :func:`clip_dataset`. A video lost to a task that failed for
     good is yielded with ``error`` set.
     """
-    connect(address)
     stats = stats if stats is not None else ExtractStats()
     paths = [os.fspath(p) for p in paths]
     if not paths:
-        return
+        return  # nothing to do (a re-run of a finished job): no cluster to start
+    connect(address)
     dataset = clip_dataset(model, paths, preprocess=preprocess, **options)
     pending: dict[str, dict[int, np.ndarray]] = {}
     ends: dict[str, dict[str, Any]] = {}
