@@ -179,4 +179,24 @@ def test_per_clip_normalisation_ignores_brightness_and_contrast_of_the_whole_cli
     clip_norm(flat).sum().backward()
     assert torch.isfinite(flat.grad).all()
     with pytest.raises(ConfigError, match="normalize must be"):
-        PreprocessConfig(normalize="frame")
+        PreprocessConfig(normalize="pixel")
+
+
+def test_per_frame_normalisation_ignores_flicker():
+    from vsslzoo.models.common import InputNormalization
+
+    frame_norm = InputNormalization.from_config(PreprocessConfig(normalize="frame"))
+    x = torch.randint(30, 180, (2, 3, 4, 16, 16)).float()
+    out = frame_norm(x)
+    naive = torch.stack([torch.stack([(x[b, :, t] - x[b, :, t].mean())
+                                      / (x[b, :, t].var(unbiased=False) + 1.0).sqrt()
+                                      for t in range(x.shape[2])], dim=1)
+                         for b in range(x.shape[0])])
+    torch.testing.assert_close(out, naive)
+    flicker = torch.tensor([0.0, 40.0, -20.0, 10.0]).view(1, 1, 4, 1, 1)  # per frame
+    torch.testing.assert_close(frame_norm(x + flicker), out, rtol=1e-5, atol=1e-5)
+    clip_norm = InputNormalization.from_config(PreprocessConfig(normalize="clip"))
+    assert (clip_norm(x + flicker) - clip_norm(x)).abs().max() > 0.1  # per clip: it moves
+    flat = torch.zeros(1, 3, 2, 4, 4, requires_grad=True)
+    frame_norm(flat).sum().backward()
+    assert torch.isfinite(flat.grad).all()

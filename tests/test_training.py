@@ -30,6 +30,24 @@ def test_lr_schedules():
         lr_schedule(1.0, 5, kind="linear")
 
 
+def test_cosine_warm_restarts():
+    # SGDR: each cycle warms up and decays to 0 over its own length; the steps before the
+    # first restart are exactly a run that ends there (so such a run can be continued)
+    full = lr_schedule(1.0, 15, warmup_steps=2, restarts=[10])
+    np.testing.assert_array_equal(full[:10], lr_schedule(1.0, 10, warmup_steps=2))
+    np.testing.assert_allclose(full[10:12], [0.5, 1.0])
+    np.testing.assert_allclose(full[12:], [0.5 * (1 + math.cos(math.pi * i / 3))
+                                           for i in range(3)])
+    naive = [0.5 * (1 + math.cos(math.pi * (i - 2) / 8)) if i >= 2 else (i + 1) / 2
+             for i in range(10)]
+    np.testing.assert_allclose(full[:10], naive)
+    np.testing.assert_array_equal(lr_schedule(1.0, 8, restarts=[10]), lr_schedule(1.0, 8))
+    with pytest.raises(ValueError, match="restarts need the cosine"):
+        lr_schedule(1.0, 10, kind="step", milestones=[3], restarts=[5])
+    with pytest.raises(ValueError, match="distinct positive"):
+        lr_schedule(1.0, 10, restarts=[0])
+
+
 def test_lars_step_matches_the_formula():
     weight = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))
     bias = torch.nn.Parameter(torch.tensor([1.0]))

@@ -5,7 +5,10 @@
   weight tensor is scaled by ``trust * ||w|| / ||g + wd w||``; biases and BatchNorm
   parameters (1-D) are neither adapted nor decayed.
 * ``lr_schedule``: a per-iteration array, precomputed: linear warm-up, then cosine to 0
-  or steps (x0.1 at each milestone).
+  or steps (x0.1 at each milestone). Cosine may restart (``restarts``: SGDR, Loshchilov &
+  Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", ICLR 2017, Eq. 5): each
+  cycle warms up again and decays to 0 over its own length, so the steps before the first
+  restart are exactly those of a run that ends there.
 """
 
 from __future__ import annotations
@@ -72,10 +75,26 @@ def build_optimizer(name: str, params: Iterable, *, lr: float, momentum: float =
 
 def lr_schedule(base_lr: float, total_steps: int, *, warmup_steps: int = 0,
                 kind: str = "cosine", milestones: Sequence[int] = (),
-                gamma: float = 0.1) -> np.ndarray:
-    """Learning rate of every iteration ``0 .. total_steps - 1``."""
+                gamma: float = 0.1, restarts: Sequence[int] = ()) -> np.ndarray:
+    """Learning rate of every iteration ``0 .. total_steps - 1``.
+
+    ``restarts`` (cosine only): steps where a new cycle begins (warm-up, then cosine to 0
+    at the next restart or at ``total_steps``); restarts at or past ``total_steps`` are
+    ignored.
+    """
     if total_steps < 1:
         raise ValueError("total_steps must be >= 1")
+    restarts = sorted(int(r) for r in restarts)
+    if restarts and kind != "cosine":
+        raise ValueError(f"restarts need the cosine schedule, not {kind!r}")
+    if any(r <= 0 for r in restarts) or len(set(restarts)) != len(restarts):
+        raise ValueError(f"restarts must be distinct positive steps, got {restarts}")
+    restarts = [r for r in restarts if r < total_steps]
+    if restarts:
+        bounds = [0, *restarts, total_steps]
+        return np.concatenate([
+            lr_schedule(base_lr, end - start, warmup_steps=min(warmup_steps, end - start - 1))
+            for start, end in zip(bounds[:-1], bounds[1:])])
     steps = np.arange(total_steps, dtype=np.float64)
     if kind == "cosine":
         span = max(total_steps - warmup_steps, 1)

@@ -74,6 +74,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     schedule: str = "step"
     milestones: list[int] = field(default_factory=list)
+    restarts: list[int] = field(default_factory=list)  # cosine warm restarts (SGDR), steps
     warmup_steps: int = 0
     grad_clip: float | None = None
     bf16: bool = False
@@ -136,7 +137,8 @@ class Trainer:
                                          lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.lrs = lr_schedule(config.lr, config.steps, warmup_steps=config.warmup_steps,
-                               kind=config.schedule, milestones=config.milestones)
+                               kind=config.schedule, milestones=config.milestones,
+                               restarts=config.restarts)
         self.dataset = dataset
         self.sampler = EpochSampler(
             len(dataset), num_replicas=self.world, rank=self.rank, seed=config.seed,

@@ -61,7 +61,9 @@ class PreprocessConfig:
             statistics above; "clip": each clip is standardised by its own mean and
             standard deviation over all channels and pixels (``(x - m) / sqrt(v + 1)`` on the
             0..255 scale; ``mean``/``std`` unused), so a global brightness shift or
-            contrast change of the video leaves the network's input unchanged.
+            contrast change of the video leaves the network's input unchanged; "frame":
+            the same per frame (over channels and pixels), so brightness and contrast
+            changes from frame to frame (flicker, auto-exposure) do too.
     """
 
     num_frames: int = 16
@@ -98,9 +100,10 @@ class PreprocessConfig:
             raise ConfigError("preprocess.mean and preprocess.std need 3 values (one per channel)")
         if min(self.std) <= 0:
             raise ConfigError(f"preprocess.std must be positive, got {self.std}")
-        if self.normalize not in ("dataset", "clip"):
+        if self.normalize not in ("dataset", "clip", "frame"):
             raise ConfigError(
-                f"preprocess.normalize must be 'dataset' or 'clip', got {self.normalize!r}"
+                f"preprocess.normalize must be 'dataset', 'clip' or 'frame', "
+                f"got {self.normalize!r}"
             )
         if self.channel_order not in ("rgb", "bgr"):
             raise ConfigError(

@@ -79,7 +79,10 @@ def _preprocess_table(config: ModelConfig) -> str:
         ("frame sampling", sampling),
         ("resize", f"short side {p.resize} px (aspect kept)"),
         ("crop", f"centre {p.crop[0]}x{p.crop[1]} px"),
-        ("mean / std ([0,1] scale)", f"{list(p.mean)} / {list(p.std)}"),
+        ("mean / std ([0,1] scale)", f"{list(p.mean)} / {list(p.std)}")
+        if p.normalize == "dataset" else
+        ("normalisation", f"each {p.normalize} standardised by its own mean and standard "
+                          "deviation (over channels and pixels)"),
         ("channel order", p.channel_order.upper()),
     ]
     lines = ["| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]

@@ -42,12 +42,15 @@ class InputNormalization(nn.Module):
     """Pixels ``(B, 3, T, H, W)`` (uint8 or float, 0..255, RGB) -> normalised float32.
 
     Computes ``(x / 255 - mean) / std`` as ``x * scale + shift``; reorders channels to
-    BGR first when the network was trained on BGR. With ``per_clip`` (preprocess
+    BGR first when the network was trained on BGR. With ``statistics="clip"`` (preprocess
     ``normalize="clip"``) each clip is instead standardised by its own statistics over
     (C, T, H, W): ``(x - m) / sqrt(v + 1)`` on the 0..255 scale (``v`` the variance; the
     +1 keeps flat clips finite and the gradient bounded: ``sqrt`` at 0 has an infinite
     slope, which turned a training run's crop network into NaN), invariant to a
-    brightness offset and nearly to a contrast gain applied to the whole clip.
+    brightness offset and nearly to a contrast gain applied to the whole clip. With
+    ``statistics="frame"`` (``normalize="frame"``) the same is done per frame, over
+    (C, H, W): invariant also to offsets and gains that change from frame to frame
+    (flicker, auto-exposure).
     """
 
     def __init__(
@@ -55,10 +58,13 @@ class InputNormalization(nn.Module):
         mean: Sequence[float],
         std: Sequence[float],
         channel_order: str = "rgb",
-        per_clip: bool = False,
+        statistics: str = "dataset",
     ) -> None:
         super().__init__()
-        self.per_clip = per_clip
+        if statistics not in ("dataset", "clip", "frame"):
+            raise ValueError(f"statistics must be 'dataset', 'clip' or 'frame', "
+                             f"got {statistics!r}")
+        self.statistics = statistics
         mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1)
         std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1)
         if channel_order == "bgr":
@@ -74,7 +80,7 @@ class InputNormalization(nn.Module):
     @classmethod
     def from_config(cls, preprocess: PreprocessConfig) -> InputNormalization:
         return cls(preprocess.mean, preprocess.std, preprocess.channel_order,
-                   per_clip=preprocess.normalize == "clip")
+                   statistics=preprocess.normalize)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.dim() != 5 or pixels.shape[1] != 3:
@@ -85,10 +91,11 @@ class InputNormalization(nn.Module):
             pixels = pixels.flip(1)
         # Compute in float32 (never in uint8, never in the autocast dtype: a 0..255
         # range loses precision in fp16); the first convolution casts as autocast says.
-        if self.per_clip:
+        if self.statistics != "dataset":
             x = pixels.to(self.scale.dtype)
-            mean = x.mean(dim=(1, 2, 3, 4), keepdim=True)
-            variance = (x - mean).square().mean(dim=(1, 2, 3, 4), keepdim=True)
+            dims = (1, 2, 3, 4) if self.statistics == "clip" else (1, 3, 4)
+            mean = x.mean(dim=dims, keepdim=True)
+            variance = (x - mean).square().mean(dim=dims, keepdim=True)
             return (x - mean) / (variance + 1.0).sqrt()
         return pixels.to(self.scale.dtype) * self.scale + self.shift
 
