@@ -64,7 +64,7 @@ Its deviations from the paper (§4), each for a 2-core CPU and for retrieval of 
   the 600-step weights (``bench/retrieval.py``, R@1 re-encode / flip / brightness / crop):
   16 held-out segments 0.94 / 0.94 / 0.94 / 0.81 per clip, 1.00 / 1.00 / 1.00 / 0.81 per
   frame (the one query that every variant missed comes from a flickering 1906 film); 61
-  segments, mean 0.73 per clip, 0.79 per frame.
+  segments, mean 0.730 per clip, 0.725 per frame.
 * Gaussian blur on half the views (sigma 0.1-1.5 px), so that low-resolution re-encodes
   embed near their source; flip and colour jitter after the crop (cheaper; they nearly
   commute with it).
@@ -76,9 +76,11 @@ Its deviations from the paper (§4), each for a 2-core CPU and for retrieval of 
   ``bench/retrieval.py`` (mean R@1 over its four variants, 16 segments): 0.86 after a
   300-step run, 0.91 after this 600-step one (78 min of wall time on the 2-core
   machine), both with per-clip statistics at test time. 300 more steps in a second cosine
-  cycle (``restarts=(600,)``, ``steps=900``: SGDR) did not help: 0.92 against 0.95 on the
-  16 segments (per-frame statistics; a re-encoded query and one from the 1906 film were
-  missed), 0.80 against 0.79 on the 61.
+  cycle (``restarts=(600,)``, ``steps=900``: SGDR) did not help: 0.875 / 0.94 / 0.94 /
+  0.81 (mean 0.89) against 1.00 / 1.00 / 1.00 / 0.81 on the 16 segments, both with
+  per-frame statistics. Nor did training with per-frame statistics (``normalize="frame"``,
+  600 steps): 0.875 / 1.00 / 1.00 / 0.94 (mean 0.95, but below the naive baseline's 0.94
+  on re-encodes).
 
 LARS (momentum 0.9, trust 0.001), linear warm-up then cosine decay (the schedule and the
 warm-up length are not in the paper; SimCLR's). SimCLR τ = 0.1; MoCo τ = 0.2, queue
