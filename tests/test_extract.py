@@ -307,7 +307,7 @@ def test_kill_9_mid_run_loses_nothing_and_duplicates_nothing(tiny_folder, tmp_pa
     assert not list(out.glob(".*.tmp")) and not (out / ".lock").exists()
 
 
-def test_default_batch_size_is_small_on_the_cpu(tiny_folder, tmp_path):
+def test_default_batch_size_is_smaller_on_the_cpu(tiny_folder, tmp_path):
     """Issue 15.13: on the CPU a batch costs activation memory and buys no speed
     (bench/cpu_batch.py), so without --batch-size the CPU runs small batches."""
     from types import SimpleNamespace
@@ -328,3 +328,91 @@ def test_default_batch_size_is_small_on_the_cpu(tiny_folder, tmp_path):
     for command in ("extract", "index"):
         text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
         assert f"16 on a GPU, {CPU_BATCH_SIZE} on the CPU" in text
+
+
+# ------------------------------------------------------------------------------------
+# loading the model in the background while decoding starts
+# ------------------------------------------------------------------------------------
+def test_background_load_gives_the_loaded_model(tiny_folder, tmp_path):
+    from vsslzoo.loading import LoadingEncoder, load_in_background
+
+    pending = load_in_background(tiny_folder)
+    assert isinstance(pending, LoadingEncoder)
+    loaded = vsslzoo.load(tiny_folder, device="cpu")
+    # known at once, without waiting
+    assert pending.config == loaded.config and pending.weights_sha256 == loaded.weights_sha256
+    assert pending.embed_dim == loaded.embed_dim and pending.source == loaded.source
+    write_video(tmp_path / "v.mp4", num_frames=40)
+    (got,) = extract_videos(pending, [tmp_path / "v.mp4"], clips="sliding:0.5")
+    (want,) = extract_videos(loaded, [tmp_path / "v.mp4"], clips="sliding:0.5")
+    assert pending.ready() and str(pending.device) == "cpu"
+    np.testing.assert_allclose(got.embeddings, want.embeddings, atol=1e-6)
+    # a GPU asked for: loaded at once, so that its errors come first
+    from vsslzoo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        load_in_background(tiny_folder, device="cuda")
+
+
+def test_background_load_errors(tiny_folder, tmp_path):
+    """What can be checked without torch fails at once; a strict-load mismatch fails
+    where the network is first needed, with the usual message."""
+    import shutil
+
+    from conftest import make_tiny_folder
+
+    from vsslzoo.errors import ModelFolderError, WeightsMismatchError
+    from vsslzoo.loading import load_in_background
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_folder, truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelFolderError, match="corrupt or truncated"):
+        load_in_background(truncated)
+    other = tmp_path / "other"
+    make_tiny_folder(other, architecture="r2plus1d_18")
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(tiny_folder, mismatched)
+    shutil.copy(other / "model.safetensors", mismatched / "model.safetensors")
+    pending = load_in_background(mismatched)  # the header is fine
+    clips = np.zeros((1, *pending.preprocess.input_shape), np.uint8)
+    for _ in range(2):  # raised to every caller, not swallowed after the first
+        with pytest.raises(WeightsMismatchError):
+            pending.embed(clips)
+    assert "failed" in repr(pending)
+
+
+def test_read_ahead_decodes_while_the_model_loads():
+    from vsslzoo.extract import _read_ahead
+
+    class Loading:
+        done = False
+
+        def ready(self):
+            return self.done
+
+    model = Loading()
+    pulled = []
+
+    def messages():
+        for i in range(6):
+            pulled.append(i)
+            yield ClipChunk(0, i, np.zeros((1, 100), np.uint8))
+        model.done = True
+        for i in range(6, 9):
+            pulled.append(i)
+            yield ClipChunk(0, i, np.zeros((1, 100), np.uint8))
+
+    stream = _read_ahead(messages(), model, max_bytes=10**6)
+    first = next(stream)
+    assert first.first_index == 0 and len(pulled) == 7  # all held until the model is ready
+    assert [m.first_index for m in stream] == list(range(1, 9))  # nothing lost, in order
+    # the memory cap: at most max_bytes held, then the consumer waits for the model
+    model, pulled = Loading(), []
+    stream = _read_ahead(messages(), model, max_bytes=250)
+    assert next(stream).first_index == 0 and len(pulled) == 3
+    # a model without ready() (already loaded): messages pass straight through
+    pulled = []
+    stream = _read_ahead(messages(), object())
+    assert next(stream).first_index == 0 and len(pulled) == 1

@@ -22,6 +22,7 @@ import vsslzoo
 from vsslzoo.cli import main
 from vsslzoo.index import Index, IndexFolderError, update_index
 from vsslzoo.index import vectors as vx
+from vsslzoo.index.writer import CLIP_SAMPLING
 from vsslzoo.locking import FolderLockedError
 
 
@@ -672,10 +673,10 @@ def test_index_from_features_answers_as_the_index_of_the_videos(built, library, 
     from test_sharding import assert_same_answers, assert_shard_ran
 
     feats = tmp_path / "feats"
-    # the index's clips: back to back (sliding:clip); two shards into one folder
+    # the index's clips (a clip every second); two shards into one folder
     for i in range(2):
         result = _invoke("extract", library, "-o", feats, "-m", tiny_folder, "--clips",
-                         "sliding:clip", "--workers", "0", "--shard", f"{i}/2")
+                         CLIP_SAMPLING, "--workers", "0", "--shard", f"{i}/2")
         assert_shard_ran(result)
     out = tmp_path / "from-features"
     result = _invoke("index", "--from-features", feats, "-o", out)
@@ -683,7 +684,7 @@ def test_index_from_features_answers_as_the_index_of_the_videos(built, library, 
     assert "6 video(s)" in result.output and "3 failed" in result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["weights_sha256"] == vsslzoo.load(tiny_folder).weights_sha256
-    assert manifest["video_sampling"] == "sliding:clip"
+    assert manifest["video_sampling"] == CLIP_SAMPLING
     with Index.open(built) as videos, Index.open(out) as features:
         assert features.videos() == videos.videos()
         assert sorted(r.path for r in features.db.videos(status="failed")) == \
@@ -704,7 +705,7 @@ def test_index_from_features_answers_as_the_index_of_the_videos(built, library, 
     assert "0 added, 0 updated, 0 removed, 6 unchanged" in again.output
     write_video(library / "new.mp4", num_frames=40, speed=4)
     assert _invoke("extract", library, "-o", feats, "-m", tiny_folder, "--clips",
-                   "sliding:clip", "--workers", "0").exit_code == 0
+                   CLIP_SAMPLING, "--workers", "0").exit_code == 0
     more = _invoke("index", "--from-features", feats, "-o", out)
     assert "1 added, 0 updated, 0 removed, 6 unchanged" in more.output, more.output
     # the video path of an index built from features adds with the same sampling
@@ -724,12 +725,12 @@ def test_index_from_features_refuses_what_it_cannot_use(built, library, tiny_fol
     assert result.exit_code == 2 and "not both" in result.output
     feats = tmp_path / "feats"
     assert _invoke("extract", library / "v0.mp4", "-o", feats, "-m", tiny_folder,
-                   "--clips", "sliding:clip", "--workers", "0").exit_code == 0
+                   "--clips", CLIP_SAMPLING, "--workers", "0").exit_code == 0
     other = tmp_path / "other_model"
     make_tiny_folder(other, seed=1)
     other_feats = tmp_path / "other_feats"
     assert _invoke("extract", library / "v0.mp4", "-o", other_feats, "-m", other,
-                   "--clips", "sliding:clip", "--workers", "0").exit_code == 0
+                   "--clips", CLIP_SAMPLING, "--workers", "0").exit_code == 0
     result = _invoke("index", "--from-features", other_feats, "-o", built)  # another model
     assert result.exit_code == 1 and "was built differently (weights_sha256" in result.output
     result = _invoke("index", "--from-features", feats, "-o", tmp_path / "i", "-m", other)
@@ -752,7 +753,7 @@ def test_index_from_features_interrupted_resumes_without_duplicates(library, tin
 
     feats = tmp_path / "feats"
     assert _invoke("extract", library, "-o", feats, "-m", tiny_folder, "--clips",
-                   "sliding:clip", "--workers", "0").exit_code == 0
+                   CLIP_SAMPLING, "--workers", "0").exit_code == 0
     out = tmp_path / "idx"
     commit = writer.IndexWriter.commit
     calls = []
@@ -783,3 +784,20 @@ def read_features_clip_rows(folder):
 
     table = read_features(folder)
     return table["video_path"][table["level"] == "clip"]
+
+
+def test_a_model_that_fails_to_load_leaves_no_index_behind(library, tiny_folder, tmp_path):
+    """The network loads in the background while decoding starts; if its weights do not
+    fit (found only then), the new index records no model, and the right one can build it."""
+    import shutil
+
+    bad = tmp_path / "bad_model"
+    shutil.copytree(tiny_folder, bad)
+    make_tiny_folder(tmp_path / "other", architecture="r2plus1d_18")
+    shutil.copy(tmp_path / "other" / "model.safetensors", bad / "model.safetensors")
+    out = tmp_path / "idx"
+    result = _invoke("index", library / "v0.mp4", "-o", out, "-m", bad, "--workers", "1")
+    assert result.exit_code == 1 and "does not fit architecture" in result.output, result.output
+    assert not (out / "manifest.json").exists()
+    result = _invoke("index", library / "v0.mp4", "-o", out, "-m", tiny_folder, "--workers", "0")
+    assert result.exit_code == 0 and "1 added" in result.output, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -200,3 +201,66 @@ def test_per_frame_normalisation_ignores_flicker():
     flat = torch.zeros(1, 3, 2, 4, 4, requires_grad=True)
     frame_norm(flat).sum().backward()
     assert torch.isfinite(flat.grad).all()
+
+
+@pytest.mark.parametrize("arch, args", [
+    *[(name, {}) for name in list_architectures()],
+    ("r2plus1d_18", {"midplanes": "ctp"}),
+    ("s3dg", {"flip_invariant": True}),
+])
+def test_folded_batch_norms_give_the_same_features(arch, args):
+    """Every BatchNorm of every backbone folds into its convolution (the naming rules of
+    vsslzoo.models.fusion hold), the features stay the same, the network is untouched."""
+    from vsslzoo.models.fusion import fold_batch_norms
+
+    torch.manual_seed(0)
+    network = build(arch, width=0.25, **args)
+    for module in network.modules():  # trained-like statistics, not the identity ones
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    network.eval()
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    folded = fold_batch_norms(network)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in folded.modules())
+    size = 64 if arch == "r3d_50" else 32
+    clips = torch.randint(0, 256, (2, 3, 8, size, size), dtype=torch.uint8)
+    with torch.no_grad():
+        want = network.forward_features(clips)
+        got = folded.forward_features(clips)
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)  # float rounding only
+    assert all(torch.equal(v, before[k]) for k, v in network.state_dict().items())
+    network.train()
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(network)
+
+
+def test_encoder_refolds_when_the_weights_change():
+    from vsslzoo.config import ModelConfig
+    from vsslzoo.encoder import VideoEncoder
+
+    torch.manual_seed(0)
+    network = build("r3d_18", width=0.125).eval()
+    config = ModelConfig(architecture="r3d_18", model_args={"width": 0.125},
+                         embed_dim=network.embed_dim,
+                         preprocess=PreprocessConfig(num_frames=4, crop=(32, 32), resize=36))
+    encoder = VideoEncoder(config, network, device="cpu")
+    clips = torch.randint(0, 256, (2, 3, 4, 32, 32), dtype=torch.uint8)
+
+    def plain():
+        with torch.no_grad():
+            return network(clips).numpy()
+
+    np.testing.assert_allclose(encoder.embed_raw(clips), plain(), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # in place, as an optimiser step or load_state_dict does
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm3d):
+                module.running_mean.add_(0.3)
+    np.testing.assert_allclose(encoder.embed_raw(clips), plain(), rtol=1e-4, atol=1e-5)
+    network.train()  # training mode: batch statistics, run as it is
+    train_out = encoder.embed_raw(clips)
+    with torch.no_grad():
+        np.testing.assert_allclose(train_out, network(clips).numpy(), rtol=1e-4, atol=1e-5)

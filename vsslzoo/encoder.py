@@ -215,6 +215,12 @@ class VideoEncoder(Encoder):
         compile: wrap the network in ``torch.compile`` (worth it on GPU for long runs).
         channels_last: use the ``channels_last_3d`` memory format for the network and its
             input (default: on CPU and CUDA, where 3D convolutions run faster with it).
+
+    Without ``compile``, clips run through a copy of ``network`` with its BatchNorms
+    folded into the convolutions (:mod:`vsslzoo.models.fusion`; same embeddings up to
+    float rounding, fewer passes over the activations). The copy is rebuilt when the
+    network's parameters or buffers change (in place or replaced); a network switched to
+    training mode runs as it is.
     """
 
     backend = "torch"
@@ -241,9 +247,8 @@ class VideoEncoder(Encoder):
         self._channels_last = channels_last
         if self._channels_last:
             self.network = self.network.to(memory_format=torch.channels_last_3d)
-        self._forward_features = self.network.forward_features
-        if compile:
-            self._forward_features = torch.compile(self.network.forward_features)
+        self._compiled = torch.compile(self.network.forward_features) if compile else None
+        self._folded: tuple[tuple, nn.Module] | None = None  # (weights' signature, copy)
         self.source = source or config.name or "<in memory>"
         self.weights_sha256: str | None = None  # set by vsslzoo.load from the weights file
 
@@ -259,12 +264,31 @@ class VideoEncoder(Encoder):
         if self._channels_last:
             tensor = tensor.contiguous(memory_format=torch.channels_last_3d)
         with torch.inference_mode(), self._autocast():
-            features = self._forward_features(tensor)
+            features = self._forward_features()(tensor)
             if pooling == "avg":
                 output = features.mean(dim=(2, 3, 4))
             else:
                 output = torch.nn.functional.adaptive_avg_pool3d(features, VCOP_GRID).flatten(1)
         return np.ascontiguousarray(output.float().cpu().numpy(), dtype=np.float32)
+
+    def _forward_features(self):
+        """The function that maps a clip batch to feature maps (see the class docstring)."""
+        if self._compiled is not None:
+            return self._compiled
+        if self.network.training:
+            return self.network.forward_features
+        tensors = [*self.network.parameters(), *self.network.buffers()]
+        signature = tuple((id(t), t._version, t.data_ptr()) for t in tensors)
+        if self._folded is None or self._folded[0] != signature:
+            import torch
+
+            from .models.fusion import fold_batch_norms
+
+            folded = fold_batch_norms(self.network)
+            if self._channels_last:
+                folded = folded.to(memory_format=torch.channels_last_3d)
+            self._folded = (signature, folded)
+        return self._folded[1].forward_features
 
     def _autocast(self):
         import contextlib

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import registry
 from .config import CONFIG_FILENAME, WEIGHTS_FILENAME, ModelConfig
+from .encoder import Encoder
 from .errors import ConfigError, ModelFolderError, ModelNotAvailableError, UnknownModelError
 from .hub import HUB_PREFIX, HubRef, download_files
 
@@ -200,11 +201,31 @@ def load(
                               cache_dir=cache_dir, local_files_only=local_files_only,
                               force_download=force_download)
 
-    from .artefacts import load_model_files, sha256_of, verify_sha256
-    from .encoder import VideoEncoder, resolve_device, resolve_precision
+    from .encoder import resolve_device, resolve_precision
 
     # Validate device and precision before any download.
     resolve_precision(precision, resolve_device(device))
+    files = _checked_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
+                           force_download=force_download)
+    return _build_encoder(files, device=device, precision=precision, compile=compile)
+
+
+@dataclass(frozen=True)
+class _CheckedFiles:
+    """A torch model's files, fetched and checked (no torch needed to get here)."""
+
+    source: Source
+    config_path: Path
+    weights_path: Path
+    weights_sha256: str | None
+    embedded: bool
+
+
+def _checked_files(source: Source, *, cache_dir=None, local_files_only=None,
+                   force_download: bool = False) -> _CheckedFiles:
+    """Fetch config.json + model.safetensors and check what the registry records."""
+    from .artefacts import sha256_of, verify_sha256
+
     paths = fetch_files(source, cache_dir=cache_dir, local_files_only=local_files_only,
                         force_download=force_download)
     entry = source.entry
@@ -212,23 +233,161 @@ def load(
     if entry is not None and entry.config_sha256 is not None:
         verify_sha256(paths[CONFIG_FILENAME], entry.config_sha256, what=source.text,
                       embedded=embedded)
-    weights = paths[WEIGHTS_FILENAME]
+    weights = Path(paths[WEIGHTS_FILENAME])
     # hashed once: checked against the registry and recorded (indices compare it)
-    weights_sha256 = sha256_of(weights) if Path(weights).is_file() else None
+    weights_sha256 = sha256_of(weights) if weights.is_file() else None
+    return _CheckedFiles(source, Path(paths[CONFIG_FILENAME]), weights, weights_sha256,
+                         embedded)
+
+
+def _build_encoder(files: _CheckedFiles, *, device, precision, compile: bool = False):
+    """Rebuild the network from checked files (strict load) -> VideoEncoder."""
+    from .artefacts import load_model_files
+    from .encoder import VideoEncoder
+
+    entry = files.source.entry
     config, network = load_model_files(
-        paths[CONFIG_FILENAME],
-        weights,
+        files.config_path,
+        files.weights_path,
         expected_sha256=entry.sha256 if entry is not None else None,
-        what=source.text,
-        weights_sha256=weights_sha256,
-        embedded=embedded,
+        what=files.source.text,
+        weights_sha256=files.weights_sha256,
+        embedded=files.embedded,
     )
     if entry is not None:
         config = _check_against_entry(config, entry)
     encoder = VideoEncoder(config, network, device=device, precision=precision,
-                           source=source.text, compile=compile)
-    encoder.weights_sha256 = weights_sha256
+                           source=files.source.text, compile=compile)
+    encoder.weights_sha256 = files.weights_sha256
     return encoder
+
+
+def load_in_background(
+    name_or_path: str | os.PathLike[str] | None = None,
+    *,
+    device: str | None = None,
+    precision: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+):
+    """:func:`load` (torch backend), with the slow part in a background thread.
+
+    Importing torch and building the network take ~3 s on a 2-core machine, as long as
+    decoding a minute and a half of 360p video. The command-line jobs start their decode
+    workers meanwhile (:func:`vsslzoo.extract.extract_videos` decodes ahead while the
+    model loads). Everything that can fail without torch is done here, before this
+    returns: the model is resolved, its files fetched, their sha256 checked against the
+    registry, config.json read and the weights file's header parsed. What is left (the
+    strict load of the weights into the network) raises from the first call that needs
+    the network.
+
+    Returns:
+        A :class:`LoadingEncoder` (an :class:`~vsslzoo.encoder.Encoder`: ``config``,
+        ``preprocess``, ``source`` and ``weights_sha256`` at once; ``embed_raw`` and every
+        other attribute wait for the network). On a device other than the CPU, or with
+        fp16, the model is loaded at once (errors about the GPU come first) and a
+        :class:`~vsslzoo.encoder.VideoEncoder` is returned.
+    """
+    from .encoder import _PRECISION_ALIASES
+
+    deferrable = (device is None or str(device) == "cpu") and (
+        precision is None or _PRECISION_ALIASES.get(str(precision).lower()) in ("fp32", "bf16"))
+    if not deferrable:
+        return load(name_or_path, device=device, precision=precision, revision=revision,
+                    cache_dir=cache_dir, local_files_only=local_files_only)
+    source = resolve_source(name_or_path, revision)
+    files = _checked_files(source, cache_dir=cache_dir, local_files_only=local_files_only)
+    if source.entry is not None and source.entry.sha256 is not None:
+        from .artefacts import verify_sha256
+
+        verify_sha256(files.weights_path, source.entry.sha256, what=source.text,
+                      actual=files.weights_sha256, embedded=files.embedded)
+    _check_weights_header(files.weights_path)
+    config = ModelConfig.from_file(files.config_path)
+    if source.entry is not None:
+        config = _check_against_entry(config, source.entry)
+    return LoadingEncoder(config, files, device=device, precision=precision)
+
+
+def _check_weights_header(path: Path) -> None:
+    """What :func:`vsslzoo.artefacts.read_weights` says of a missing, empty or corrupt
+    file, found without torch (the header and the data's extent are read, not the data)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file() or path.stat().st_size == 0:
+        from .artefacts import read_weights
+
+        read_weights(path)  # raises the explanatory error
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            handle.keys()
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFolderError(
+            f"{path} is corrupt or truncated ({exc}). Fix: re-download or re-export it."
+        ) from exc
+
+
+class LoadingEncoder(Encoder):
+    """A torch model whose network is being built in a background thread
+    (:func:`load_in_background`); the rest of the program goes on meanwhile.
+
+    ``config``, ``preprocess``, ``name``, ``embed_dim``, ``source`` and
+    ``weights_sha256`` are known at once. :meth:`ready` says whether the network is
+    there; :meth:`result` waits for the loaded :class:`~vsslzoo.encoder.VideoEncoder`
+    (raising what loading raised), and ``embed_raw``, ``device``, ``network`` and any
+    other attribute of a ``VideoEncoder`` go through it.
+    """
+
+    backend = "torch"
+
+    def __init__(self, config: ModelConfig, files: _CheckedFiles, *, device, precision):
+        import threading
+
+        self.config = config
+        self.source = files.source.text
+        self.weights_sha256 = files.weights_sha256
+        self._encoder = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._load, args=(files, device, precision), daemon=True,
+            name="vsslzoo-load-model")
+        self._thread.start()
+
+    def _load(self, files: _CheckedFiles, device, precision) -> None:
+        try:
+            self._encoder = _build_encoder(files, device=device, precision=precision)
+        except BaseException as exc:  # handed to the thread that needs the model
+            self._error = exc
+
+    def ready(self) -> bool:
+        """True once loading has finished (successfully or not): nothing would wait."""
+        return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Wait for loading to finish, without raising its error (before exiting)."""
+        self._thread.join()
+
+    def result(self):
+        """The loaded :class:`~vsslzoo.encoder.VideoEncoder` (waits for it)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._encoder
+
+    def embed_raw(self, clips: Any, *, pooling: str = "avg"):
+        return self.result().embed_raw(clips, pooling=pooling)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.result(), name)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.ready() and self._error is None else (
+            "failed" if self.ready() else "loading")
+        return (f"LoadingEncoder({self.source!r}, architecture="
+                f"{self.config.architecture!r}, embed_dim={self.embed_dim}, {state})")
 
 
 def _load_exported(source: Source, backend: str, *, device, precision, cache_dir,

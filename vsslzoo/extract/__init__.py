@@ -26,9 +26,16 @@ from ..video.probe import VideoInfo
 from ..video.sampling import ClipSampling, ClipSpan
 
 GPU_BATCH_SIZE = 16
-# On the CPU a batch buys no speed (one clip already fills the cores) and costs memory:
-# R(2+1)D-18's activations grow ~linearly with the batch (bench/cpu_batch.py).
-CPU_BATCH_SIZE = 4
+# On the CPU a batch of R(2+1)D-18 buys little speed (one clip already fills the cores)
+# and costs memory, which grows ~linearly with the batch (bench/cpu_batch.py); a small
+# model such as the default needs a batch to fill the cores: 27 ms a clip in batches
+# of 4, 16 ms in batches of 8 or 16 (bench/RESULTS.md, "CPU batch size").
+CPU_BATCH_SIZE = 8
+# Clips per message from a decode worker (at most a batch).
+_CHUNK_CLIPS = 8
+# While the model is still loading (vsslzoo.loading.load_in_background), decoded clips
+# wait in memory up to this many bytes, so decoding goes on meanwhile.
+READ_AHEAD_BYTES = 256 * 2**20
 
 
 def default_batch_size(model) -> int:
@@ -137,17 +144,16 @@ def extract_videos(
             ``embed_raw(clips, pooling) -> (B, D)`` and ``preprocess``).
         clips: sampling spec (``uniform:N``, ``sliding:S``, ``segment:A-B``).
         batch_size: clips per model call (clips of several videos share a batch);
-            None: :func:`default_batch_size` (16 on a GPU, fewer on the CPU).
+            None: :func:`default_batch_size` (16 on a GPU, 8 on the CPU).
         workers: decoding processes (0: decode in this process).
         pooling: "avg" (global average) or "vcop" (adaptive pool to 2x3x3, flattened).
     """
-    batch_size = default_batch_size(model) if batch_size is None else batch_size
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     stats = stats if stats is not None else ExtractStats()
     paths = [os.fspath(p) for p in paths]
     pool = DecodePool(clips, model.preprocess, workers=workers,
-                      chunk_clips=min(batch_size, 8))
+                      chunk_clips=min(batch_size or _CHUNK_CLIPS, _CHUNK_CLIPS))
     pending: dict[int, _Pending] = {}
     batch: list[tuple[int, int, np.ndarray]] = []  # (video id, clip index, (n,3,T,H,W))
     batch_clips = 0
@@ -175,7 +181,7 @@ def extract_videos(
         for video_id in finished:
             yield _finish(pending.pop(video_id), stats)
 
-    for message in pool.run(paths):
+    for message in _read_ahead(pool.run(paths), model):
         if isinstance(message, VideoStart):
             pending[message.video_id] = _Pending(
                 paths[message.video_id], message.info, message.spans,
@@ -187,6 +193,8 @@ def extract_videos(
                 continue
             if entry.raw.shape[1] == 0:
                 entry.raw = np.zeros((len(entry.spans), _dim(model, pooling)), np.float32)
+            if batch_size is None:  # the device decides; known once the model is loaded
+                batch_size = default_batch_size(model)
             # split chunks so a batch never exceeds batch_size clips
             start = 0
             while start < len(message.clips):
@@ -210,6 +218,31 @@ def extract_videos(
             yield VideoFeatures(paths[message.video_id], np.zeros((0, 0), np.float32), [],
                                 None, error=message.reason)
     yield from run_batch()
+
+
+def _read_ahead(messages: Iterator, model, max_bytes: int | None = None) -> Iterator:
+    """The decode pool's messages, in order; while ``model`` is still loading (it has
+    ``ready()``, as :class:`~vsslzoo.loading.LoadingEncoder`), they are taken from the
+    workers at once and held here, up to ``max_bytes`` of clips (default
+    :data:`READ_AHEAD_BYTES`), so that the workers decode on instead of waiting for the
+    model."""
+    ready = getattr(model, "ready", None)
+    if ready is None:
+        yield from messages
+        return
+    limit = READ_AHEAD_BYTES if max_bytes is None else max_bytes
+    held: list = []
+    size = 0
+    for message in messages:
+        if not held and ready():
+            yield message
+            continue
+        held.append(message)
+        size += message.clips.nbytes if isinstance(message, ClipChunk) else 0
+        if size >= limit or ready():
+            yield from held
+            held, size = [], 0
+    yield from held
 
 
 def _dim(model, pooling: str) -> int:

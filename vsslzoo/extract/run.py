@@ -138,15 +138,22 @@ def extract_to_folder(
                     on_video(result, report.stats)
         finally:
             report.seconds = time.perf_counter() - started
+            if hasattr(encoder, "wait"):
+                encoder.wait()  # never return while the loading thread imports torch
     return report
 
 
 def load_encoder(model: str | None, *, backend: str = "torch", device: str | None = None,
                  precision: str = "fp32", compile: bool = False):
-    """:func:`vsslzoo.load` for a backend: torch (``compile`` optional), or onnxruntime /
+    """:func:`vsslzoo.load` for a backend: torch (in the background,
+    :func:`vsslzoo.loading.load_in_background`, unless ``compile``), or onnxruntime /
     tensorrt (``model``: a ``vsslzoo export`` folder; fp32 means no reduced precision)."""
     from .. import load
+    from ..loading import load_in_background
 
+    if backend == "torch" and not compile:
+        # the network loads in the background while the decode workers start
+        return load_in_background(model, device=device, precision=precision)
     if backend == "torch":
         return load(model, device=device, precision=precision, compile=compile)
     return load(model, backend=backend, device=device,

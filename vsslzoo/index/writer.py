@@ -49,6 +49,13 @@ from .layout import (
 from .metadata import INDEXED, MetadataDB, content_fingerprint
 
 LEVEL_CHOICES = ("video", "clip", "both")
+# A new index's clips (with a clip level): one every second, as the retrieval benchmark
+# embeds (bench/retrieval.py) and as the speed budget is set (bench/extract.py
+# --default-model): a moment's granularity is a second, and a model whose clips last
+# under a second is not run back to back over every frame.
+CLIP_SAMPLING = "sliding:1"
+# A new index's clips without a clip level: the video retrieval protocol's.
+VIDEO_SAMPLING = "uniform:10"
 
 
 @dataclass
@@ -125,8 +132,8 @@ class IndexWriter:
     :func:`update_index_from_features`.
 
     ``sampling``: the clips the vectors come from (features: what they were extracted
-    with); None: ``sliding:clip`` with a clip level, else ``uniform:10``, or what an
-    existing index records.
+    with); None: :data:`CLIP_SAMPLING` (a clip every second) with a clip level, else
+    :data:`VIDEO_SAMPLING`, or what an existing index records.
     """
 
     def __init__(self, folder: Path, model: ModelIdentity, *, level: str,
@@ -139,11 +146,12 @@ class IndexWriter:
         self.dim = model.embed_dim
         self.sampling = sampling
         self.video_sampling = sampling or (
-            "sliding:clip" if "clip" in self.levels else "uniform:10")
+            CLIP_SAMPLING if "clip" in self.levels else VIDEO_SAMPLING)
         self.db: MetadataDB | None = None
         self.indices: dict[str, Any] = {}
         self.rebuild: set[str] = set()
         self._touch: list[tuple[int, int]] = []  # (video id, new mtime) of touched files
+        self._manifest_pending = False  # a new index's manifest, written at its 1st commit
 
     # -- opening -----------------------------------------------------------------------
     def open(self) -> None:
@@ -180,10 +188,12 @@ class IndexWriter:
                 "factory_override": self.factory,
                 "generation": 0,
             }
-            # Written before the first commit: a run killed before finish() must leave
-            # the model's identity behind, or the next run could add another model's
-            # vectors (or other levels) to the ones committed.
-            write_manifest(self.folder, self.manifest)
+            # Written with the first commit (below), not now: a run killed before
+            # finish() must leave the model's identity behind, or the next run could add
+            # another model's vectors (or other levels) to the ones committed; and a run
+            # that commits nothing (its model failed to load, say) must leave no
+            # identity behind, or the next run with the right model would be refused.
+            self._manifest_pending = True
         generation = self.db.generation
         for level in self.levels:
             path = faiss_path(self.folder, level, generation)
@@ -303,6 +313,9 @@ class IndexWriter:
     def commit(self, results: list[tuple[_Todo, Any]], remove: Sequence[int] = ()) -> None:
         """One transaction: remove ``remove`` and replaced videos, insert ``results``."""
         db = self.db
+        if self._manifest_pending:
+            write_manifest(self.folder, self.manifest)
+            self._manifest_pending = False
         old_ids = list(remove) + [t.replaces for t, _ in results if t.replaces is not None]
         old_clip_ids = db.clip_ids_of(old_ids) if "clip" in self.levels else []
         added: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {lv: [] for lv in self.levels}

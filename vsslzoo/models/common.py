@@ -94,9 +94,8 @@ class InputNormalization(nn.Module):
         if self.statistics != "dataset":
             x = pixels.to(self.scale.dtype)
             dims = (1, 2, 3, 4) if self.statistics == "clip" else (1, 3, 4)
-            mean = x.mean(dim=dims, keepdim=True)
-            variance = (x - mean).square().mean(dim=dims, keepdim=True)
-            return (x - mean) / (variance + 1.0).sqrt()
+            variance, mean = torch.var_mean(x, dim=dims, keepdim=True, correction=0)
+            return (x - mean) * (variance + 1.0).rsqrt()
         return pixels.to(self.scale.dtype) * self.scale + self.shift
 
 
@@ -124,10 +123,13 @@ class VideoBackbone(nn.Module, metaclass=ABCMeta):
 
     def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) pixels -> (B, C, T', H', W') feature map."""
+        x = self.normalize(pixels)
         if self.flip_invariant:  # two passes, not one of 2B: keeps the batch dim dynamic
-            mirrored = self.forward_body(self.normalize(pixels.flip(-1)))
-            return 0.5 * (self.forward_body(self.normalize(pixels)) + mirrored.flip(-1))
-        return self.forward_body(self.normalize(pixels))
+            # normalising commutes with the mirror (per-pixel affine, or statistics over
+            # whole frames), so the input is normalised once
+            mirrored = self.forward_body(x.flip(-1))
+            return 0.5 * (self.forward_body(x) + mirrored.flip(-1))
+        return self.forward_body(x)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, T', H', W') -> (B, C) by global average pooling."""

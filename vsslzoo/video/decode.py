@@ -95,18 +95,45 @@ class FrameGeometry:
             out_w, out_h = out_h, out_w  # swscale works on the coded (unrotated) frame
         return cls((out_w, out_h), info.rotation, tuple(crop))
 
-    def apply(self, frame) -> np.ndarray:
-        """av.VideoFrame -> (H, W, 3) uint8 RGB crop."""
-        image = frame.to_ndarray(
-            width=self.scaled[0], height=self.scaled[1], format="rgb24",
-            interpolation="BILINEAR",
-        )
+    def apply(self, frame, reformatter=None) -> np.ndarray:
+        """av.VideoFrame -> (H, W, 3) uint8 RGB crop.
+
+        ``reformatter``: a :func:`frame_reformatter` to reuse for every frame of a video
+        (the scaler is set up once, not per frame; the pixels are the same).
+        """
+        if reformatter is None:
+            reformatter = frame_reformatter()
+        image = reformatter(frame, self.scaled)
         if self.rotation:
             image = np.rot90(image, k=self.rotation // 90)
         height, width = image.shape[:2]
         top = (height - self.crop[0]) // 2
         left = (width - self.crop[1]) // 2
         return image[top:top + self.crop[0], left:left + self.crop[1]]
+
+
+def frame_reformatter():
+    """A converter ``(frame, (width, height)) -> (H, W, 3) uint8 RGB`` (swscale, bilinear)
+    that keeps one scaler for all frames of the same size and format.
+
+    ``VideoFrame.to_ndarray(width=..., height=...)`` builds a new scaler for every frame,
+    and since PyAV 17 that scaler also starts its own threads: on 360p h264 the
+    conversion then cost more than decoding (``bench/extract.py --default-model``). One
+    ``VideoReformatter`` caches the scaler (``sws_getCachedContext``); it runs in the
+    caller's thread, since decode workers already share the cores out
+    (:func:`threads_per_worker`).
+    """
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    options = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
+
+    def convert(frame, size: tuple[int, int]) -> np.ndarray:
+        return reformatter.reformat(frame, width=size[0], height=size[1], format="rgb24",
+                                    interpolation="BILINEAR", **options).to_ndarray()
+
+    return convert
 
 
 @dataclass
@@ -334,13 +361,14 @@ def _decode_run(container, stream, run: _Run, info: VideoInfo, geometry: FrameGe
     filled = [0] * len(run.plans)
     next_to_yield = 0
     cache: OrderedDict[int, np.ndarray] = OrderedDict()
+    reformatter = frame_reformatter()
 
     def image_of(frame) -> np.ndarray:
         key = frame.pts if frame.pts is not None else id(frame)
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
-        image = geometry.apply(frame)
+        image = geometry.apply(frame, reformatter)
         cache[key] = image
         if len(cache) > _CACHE_FRAMES:
             cache.popitem(last=False)
@@ -402,7 +430,9 @@ def _frames_from(container, stream, seek_s: float, info: VideoInfo, av, damage: 
     time_base = float(stream.time_base)
     if seek_s > info.start_s:
         container.seek(int(seek_s / time_base), stream=stream, backward=True, any_frame=False)
-        decoded = _decoded(container, stream, info, av, damage)
+        # damage met before the first good frame starts at the seek point: the frames
+        # before it belong to earlier runs, which saw for themselves
+        decoded = _decoded(container, stream, info, av, damage, since=seek_s)
         first = next(decoded, None)
         if first is not None and first[1] <= seek_s + 1e-6:
             yield first
@@ -414,13 +444,16 @@ def _frames_from(container, stream, seek_s: float, info: VideoInfo, av, damage: 
     yield from _decoded(container, stream, info, av, damage)
 
 
-def _decoded(container, stream, info: VideoInfo, av, damage: _Damage):
+def _decoded(container, stream, info: VideoInfo, av, damage: _Damage,
+             since: float | None = None):
     """(frame, absolute time) in presentation order from the container's position, decoding
     on past damage: a packet that fails to decode is skipped, and the damage (a decoding
     error, a frame FFmpeg marks corrupt, frames missing or going back in time) is noted in
-    ``damage`` from the last good frame until the next clean keyframe."""
+    ``damage`` from the last good frame (before the first one: ``since``, None for the
+    file's start) until the next clean keyframe."""
     time_base = float(stream.time_base)
     last_time = None
+    good = since  # the last good frame's time, for the damage notes
     last_duration = 0.0
     packets = container.demux(stream)
     while True:
@@ -429,16 +462,16 @@ def _decoded(container, stream, info: VideoInfo, av, damage: _Damage):
         except StopIteration:
             return
         except (av.FFmpegError, OSError) as exc:  # the demuxer cannot go on
-            damage.unreadable(last_time, None, "unreadable data", _short(exc))
+            damage.unreadable(good, None, "unreadable data", _short(exc))
             return
         if packet.is_corrupt:
-            damage.note(last_time, "corrupt packet")
+            damage.note(good, "corrupt packet")
         try:
             frames = stream.decode(packet)
         except EOFError:
             return
         except av.FFmpegError as exc:
-            damage.note(last_time, "corrupt video data", _short(exc), decode_error=True)
+            damage.note(good, "corrupt video data", _short(exc), decode_error=True)
             continue
         for frame in frames:
             if frame.time is None:
@@ -446,15 +479,15 @@ def _decoded(container, stream, info: VideoInfo, av, damage: _Damage):
             else:
                 time = float(frame.time)
             if last_time is not None and time <= last_time:
-                damage.note(last_time, "timestamps go back (repeated or misplaced data)")
+                damage.note(good, "timestamps go back (repeated or misplaced data)")
                 continue
             if last_time is not None and last_duration and \
                     time - last_time > 2.5 * last_duration + 1e-3:
-                damage.note(last_time, "frames missing")
+                damage.note(good, "frames missing")
             if frame.is_corrupt:
-                damage.note(last_time, "corrupt frame")
+                damage.note(good, "corrupt frame")
             elif frame.key_frame or _is_intra(frame):
                 damage.clean_keyframe(time)
-            last_time = time
+            last_time = good = time
             last_duration = (frame.duration or 0) * time_base
             yield frame, time
