@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -60,7 +61,33 @@ def test_a_tampered_embedded_file_is_refused(tmp_path, monkeypatch):
     with pytest.raises(vsslzoo.ChecksumError, match="sha256") as refused:
         vsslzoo.load()
     assert "reinstall" in str(refused.value) and "force_download" not in str(refused.value)
+    if importlib.util.find_spec("onnxruntime") is not None:  # the CPU path's graph too
+        graph = bytearray((copy / "model.onnx").read_bytes())
+        graph[-1] ^= 1
+        (copy / "model.onnx").write_bytes(bytes(graph))
+        with pytest.raises(vsslzoo.ChecksumError, match="reinstall"):
+            vsslzoo.load(backend="onnxruntime")
 
+
+
+def test_the_shipped_onnx_graph_is_the_shipped_weights():
+    """The CPU path of the command line (loading.auto_backend) runs model.onnx: checked
+    by the registry's sha256, the same embeddings as the torch weights up to rounding,
+    and the same identity (an index built on one backend answers queries on the other)."""
+    pytest.importorskip("onnxruntime")
+    from vsslzoo.loading import auto_backend
+
+    assert sha256_of(ENTRY.embedded_folder() / "model.onnx") == ENTRY.onnx_sha256
+    assert auto_backend() == "onnxruntime"
+    assert auto_backend(device="cuda") == auto_backend(precision="bf16") == "torch"
+    on_torch = vsslzoo.load(device="cpu")
+    on_onnx = vsslzoo.load(backend="onnxruntime")
+    assert on_onnx.weights_sha256 == on_torch.weights_sha256 == ENTRY.sha256
+    clips = np.random.default_rng(0).integers(
+        0, 256, (3, *ENTRY.preprocess.input_shape), dtype=np.uint8)
+    want, got = on_torch.embed(clips), on_onnx.embed(clips)
+    assert np.min(np.sum(want * got, axis=1)) > 0.99999
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 def test_embeds_real_footage_to_finite_unit_vectors():
@@ -116,6 +143,14 @@ def test_every_command_runs_without_a_model(videos, tmp_path, tiny_folder):
     assert manifest["model"] == vsslzoo.DEFAULT_MODEL
     result = _invoke(["query", str(videos / "v1.mp4"), "--json"], tmp_path)
     assert result.exit_code == 0, result.output
+    # built on ONNX Runtime (the CPU default), queried on torch: the same model
+    torch_query = _invoke(["query", str(videos / "v1.mp4"), "--json", "--backend", "torch"],
+                          tmp_path)
+    assert torch_query.exit_code == 0, torch_query.output
+    hits = [json.loads(r.stdout)["hits"] for r in (result, torch_query)]
+    assert [h["path"] for h in hits[0]] == [h["path"] for h in hits[1]]
+    np.testing.assert_allclose([h["score"] for h in hits[0]], [h["score"] for h in hits[1]],
+                               atol=1e-4)
     # an index remembers its model: a query with another one is refused
     result = _invoke(["query", str(videos / "v1.mp4"), "-m", str(tiny_folder)], tmp_path)
     assert result.exit_code != 0 and vsslzoo.DEFAULT_MODEL in result.output

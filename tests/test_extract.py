@@ -334,7 +334,9 @@ def test_default_batch_size_is_smaller_on_the_cpu(tiny_folder, tmp_path):
 # loading the model in the background while decoding starts
 # ------------------------------------------------------------------------------------
 def test_background_load_gives_the_loaded_model(tiny_folder, tmp_path):
-    from vsslzoo.loading import LoadingEncoder, load_in_background
+    from vsslzoo.loading import LoadingEncoder, auto_backend, load_in_background
+
+    assert auto_backend(tiny_folder) == "torch"  # a folder ships no checked graph
 
     pending = load_in_background(tiny_folder)
     assert isinstance(pending, LoadingEncoder)

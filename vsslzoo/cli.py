@@ -146,6 +146,11 @@ _BATCH_HELP = ("Clips per model call (default: 16 on a GPU, 8 on the CPU, where 
                "batches cost memory and gain little speed).")
 
 
+_BACKEND_HELP = ("auto: ONNX Runtime for a model that ships its ONNX graph (the default "
+                 "model) on the CPU, else torch; onnxruntime/tensorrt: MODEL is a folder "
+                 "made by `vsslzoo export`.")
+
+
 def _default_workers() -> int:
     from .extract.run import default_workers
 
@@ -203,9 +208,8 @@ def _parse_shard(ctx, param, value):
 @click.option("--pooling", type=click.Choice(["avg", "vcop"]), default="avg", show_default=True,
               help="avg: global average pooling; vcop: 2x3x3 adaptive pooling, flattened.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network.")
-@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "tensorrt"]),
-              default="torch", show_default=True,
-              help="onnxruntime/tensorrt: MODEL is a folder made by `vsslzoo export`.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
+              default="auto", show_default=True, help=_BACKEND_HELP)
 @click.option("--recursive/--no-recursive", default=True, show_default=True,
               help="Search folders recursively.")
 @click.option("--commit-every", default=64, show_default=True, type=click.IntRange(min=1),
@@ -317,6 +321,8 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
+              default="auto", show_default=True, help=_BACKEND_HELP)
 @click.option("--commit-every", default=32, show_default=True, type=click.IntRange(min=1),
               help="Videos per database transaction.")
 @_shard_option("Index")
@@ -325,7 +331,7 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
               help="Index the features in DIR (written by `vsslzoo extract`, on any machine "
                    "or engine) instead of embedding videos; the model is the one DIR records.")
 def index_command(inputs, output, model, level, factory, batch_size, workers, device,
-                  precision, commit_every, shard, features) -> None:
+                  precision, backend, commit_every, shard, features) -> None:
     """Index the videos under INPUTS (recursively) for retrieval, or the features of a
     feature folder (--from-features DIR).
 
@@ -337,7 +343,7 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
     from . import load
     from .index import update_index, update_index_from_features
     from .index.layout import MANIFEST, read_manifest
-    from .loading import load_in_background
+    from .loading import load_auto
     from .video.files import not_video_message, scan_videos
 
     if features is not None and inputs:
@@ -355,9 +361,10 @@ def index_command(inputs, output, model, level, factory, batch_size, workers, de
     else:
         if model is None and existing:
             model = read_manifest(Path(output))["model"]
-        # the network loads in the background while the decode workers start
-        encoder = load_in_background(_require_model(model), device=device,
-                                     precision=precision)
+        # ONNX Runtime for the default model; torch loads in the background while the
+        # decode workers start
+        encoder = load_auto(_require_model(model), backend=backend, device=device,
+                            precision=precision)
     bars: list = []  # a bar once the plan is known, and none when there is nothing to do
 
     def on_plan(count: int) -> None:
@@ -434,11 +441,13 @@ def _format_time(seconds: float) -> str:
                                         "instead of a file.")
 @click.option("-m", "--model", help="Model to embed the query (must be the index's model).")
 @click.option("--device", help="cpu, cuda or cuda:N.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
+              default="auto", show_default=True, help=_BACKEND_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write an HTML page with thumbnails of the query and the hits.")
-def query_command(query, index_dir, k, level, start, end, video_ref, model, device, as_json,
-                  html_path) -> None:
+def query_command(query, index_dir, k, level, start, end, video_ref, model, device, backend,
+                  as_json, html_path) -> None:
     """Find the videos (or moments) of an index most similar to QUERY (a video file)."""
     from .index import Index
 
@@ -448,10 +457,12 @@ def query_command(query, index_dir, k, level, start, end, video_ref, model, devi
         raise click.BadParameter(f"{query} does not exist", param_hint="QUERY")
     encoder = None
     if model is not None:
-        from . import load
+        from .loading import auto_backend, load
 
-        encoder = load(model, device=device)
-    with Index.open(index_dir, model=encoder, device=device) as index:
+        if backend == "auto":
+            backend = auto_backend(model, device=device)
+        encoder = load(model, backend=backend, device=device)
+    with Index.open(index_dir, model=encoder, device=device, backend=backend) as index:
         level = level or ("video" if "video" in index.levels else "clip")
         if video_ref is not None:
             ref = int(video_ref) if video_ref.isdigit() else video_ref

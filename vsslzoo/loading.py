@@ -262,6 +262,57 @@ def _build_encoder(files: _CheckedFiles, *, device, precision, compile: bool = F
     return encoder
 
 
+BACKENDS_AUTO = ("auto", "torch", "onnxruntime", "tensorrt")
+
+
+def auto_backend(name_or_path: str | os.PathLike[str] | None = None, *,
+                 device: str | None = None, precision: str | None = None,
+                 compile: bool = False) -> str:
+    """The backend that runs ``name_or_path`` fastest here: "onnxruntime" for a model
+    that ships a checked ONNX graph in the package (the embedded default model; the
+    registry records its sha256) when onnxruntime is installed, on the CPU in fp32;
+    "torch" otherwise.
+
+    On a 2-core CPU, ONNX Runtime starts in 0.5 s where importing torch takes 2.5 s,
+    and runs the default model as fast, so ``vsslzoo index`` of 90 s of video takes
+    ~1.4x a plain decode instead of ~2x (``bench/extract.py --default-model``). Its
+    embeddings equal torch's up to float rounding (a test compares them).
+    """
+    if compile or (device is not None and str(device) != "cpu") or (
+            precision is not None and str(precision).lower() not in ("fp32", "float32")):
+        return "torch"
+    try:
+        source = resolve_source(name_or_path)
+    except Exception:  # noqa: BLE001 - the load that follows says what is wrong
+        return "torch"
+    entry = source.entry
+    if (entry is None or entry.embedded is None or entry.onnx_sha256 is None
+            or importlib.util.find_spec("onnxruntime") is None):
+        return "torch"
+    from .backends.onnxruntime import ONNX_FILENAME
+
+    return "onnxruntime" if (entry.embedded_folder() / ONNX_FILENAME).is_file() else "torch"
+
+
+def load_auto(name_or_path: str | os.PathLike[str] | None = None, *, backend: str = "auto",
+              device: str | None = None, precision: str | None = None,
+              compile: bool = False):
+    """What the command-line jobs load: ``backend`` "auto" picks :func:`auto_backend`;
+    torch loads in the background (:func:`load_in_background`) unless ``compile``."""
+    if backend not in BACKENDS_AUTO:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of "
+                          f"{', '.join(BACKENDS_AUTO)}")
+    if backend == "auto":
+        backend = auto_backend(name_or_path, device=device, precision=precision,
+                               compile=compile)
+    if backend == "torch":
+        if compile:
+            return load(name_or_path, device=device, precision=precision, compile=True)
+        return load_in_background(name_or_path, device=device, precision=precision)
+    return load(name_or_path, backend=backend, device=device,
+                precision=None if precision in (None, "fp32") else precision)
+
+
 def load_in_background(
     name_or_path: str | os.PathLike[str] | None = None,
     *,
@@ -412,9 +463,16 @@ def _load_exported(source: Source, backend: str, *, device, precision, cache_dir
         config = ModelConfig.from_file(paths[CONFIG_FILENAME])
         if entry is not None:
             config = _check_against_entry(config, entry)
-            verify_sha256(paths[ONNX_FILENAME], entry.onnx_sha256, what=source.text)
-        return OnnxRuntimeEncoder(config, paths[ONNX_FILENAME], device=device,
-                                  precision=precision, source=source.text)
+            verify_sha256(paths[ONNX_FILENAME], entry.onnx_sha256, what=source.text,
+                          embedded=entry.embedded is not None)
+        encoder = OnnxRuntimeEncoder(config, paths[ONNX_FILENAME], device=device,
+                                     precision=precision, source=source.text)
+        if entry is not None and entry.sha256 is not None:
+            # the registry vouches that this graph is the entry's weights (its sha256 is
+            # recorded with theirs): the same identity as the torch load, so an index
+            # built on one backend takes queries from the other
+            encoder.weights_sha256 = entry.sha256
+        return encoder
     from .backends.tensorrt import ENGINE_FILENAME, TensorRTEncoder
 
     if source.kind != "folder":

@@ -294,6 +294,9 @@ _DEFAULT_ENTRY = ZooEntry(
     data="corpus",
     hub_repo=f"{HUB_ORG}/{DEFAULT_MODEL}",
     sha256="c9de346914c6d32c3ff392fa32148b512cb0276e0070e10706208d369bda2f82",  # DEFAULT_SHA256
+    # model.onnx: `vsslzoo export paramcrop-s3dg025-corpus --format onnx` of these weights
+    # (byte-identical when repeated); what the CLI runs on the CPU (loading.auto_backend)
+    onnx_sha256="1130fef9505c2fddbfdd2b86431350bac7cc389828dacb6a44b5a3c1fb445e64",
     provenance=Provenance(
         kind="trained", method="paramcrop", data=DATASETS["corpus"],
         source="python -m vsslzoo.training paramcrop --preset default-cpu (this repository)",

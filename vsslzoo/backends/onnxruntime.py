@@ -89,6 +89,9 @@ class OnnxRuntimeEncoder(Encoder):
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Decode workers share the cores: worker threads that spin while waiting for work
+        # (ONNX Runtime's default) take a core from them (bench/extract.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types

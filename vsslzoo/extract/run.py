@@ -65,6 +65,8 @@ def extract_to_folder(
     Args:
         model: zoo name, ``hf-hub:`` reference or model folder (None: the default model);
             for backend "onnxruntime"/"tensorrt" a folder written by ``vsslzoo export``.
+        backend: "torch", "onnxruntime", "tensorrt", or "auto"
+            (:func:`vsslzoo.loading.auto_backend`; torch on the Ray engine).
         shard: only shard ``I/N`` of the listed videos (:mod:`vsslzoo.sharding`); its
             parts, errors file and lock carry the shard's name, so the N shards of an
             array job write into one folder at once.
@@ -98,6 +100,11 @@ def extract_to_folder(
             f"{', '.join(sorted(VIDEO_EXTENSIONS))}, and list files *.txt)")
     if shard is not None:
         videos = shard.select(videos)
+    if backend == "auto":  # Ray's actors (GPUs among them) run torch
+        from ..loading import auto_backend
+
+        backend = "torch" if engine == "ray" else auto_backend(
+            model, device=device, precision=precision, compile=compile)
     if engine == "ray":
         from . import ray as ray_engine
 
@@ -145,19 +152,14 @@ def extract_to_folder(
 
 def load_encoder(model: str | None, *, backend: str = "torch", device: str | None = None,
                  precision: str = "fp32", compile: bool = False):
-    """:func:`vsslzoo.load` for a backend: torch (in the background,
-    :func:`vsslzoo.loading.load_in_background`, unless ``compile``), or onnxruntime /
-    tensorrt (``model``: a ``vsslzoo export`` folder; fp32 means no reduced precision)."""
-    from .. import load
-    from ..loading import load_in_background
+    """:func:`vsslzoo.loading.load_auto`: backend "auto" (ONNX Runtime for a model that
+    ships its graph, else torch), torch (loaded in the background unless ``compile``), or
+    onnxruntime / tensorrt (``model``: a ``vsslzoo export`` folder; fp32 means no reduced
+    precision)."""
+    from ..loading import load_auto
 
-    if backend == "torch" and not compile:
-        # the network loads in the background while the decode workers start
-        return load_in_background(model, device=device, precision=precision)
-    if backend == "torch":
-        return load(model, device=device, precision=precision, compile=compile)
-    return load(model, backend=backend, device=device,
-                precision=None if precision == "fp32" else precision)
+    return load_auto(model, backend=backend, device=device, precision=precision,
+                     compile=compile)
 
 
 def default_workers() -> int:

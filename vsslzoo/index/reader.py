@@ -78,9 +78,11 @@ class Index:
     # -- opening -----------------------------------------------------------------------
     @classmethod
     def open(cls, folder: str | os.PathLike[str] = DEFAULT_INDEX, *, model=None,
-             device: str | None = None, use_gpu: bool = True) -> Index:
+             device: str | None = None, use_gpu: bool = True, backend: str = "torch"
+             ) -> Index:
         """Open ``folder``. ``model`` (a VideoEncoder) overrides loading the index's model;
-        it must be the same weights."""
+        it must be the same weights. ``backend``: how the index's model is loaded when a
+        query needs it ("auto": :func:`vsslzoo.loading.auto_backend`)."""
         folder = Path(folder)
         if not folder.is_dir():
             raise IndexFolderError(
@@ -104,6 +106,7 @@ class Index:
                 index = vx.build_index(dim, factory, db.iter_vectors(level, dim))
             indices[level] = vx.to_gpus_if_available(index) if use_gpu else index
         index = cls(folder, manifest, db, indices, device=device)
+        index._backend = backend
         if model is not None:
             index._check_model(model)
             index._model = model
@@ -135,11 +138,14 @@ class Index:
     def model(self):
         """The index's model (loaded on first use)."""
         if self._model is None:
-            from ..loading import load
+            from ..loading import auto_backend, load
 
             source = self.manifest["model"]
             try:
-                model = load(source, device=self._device)
+                backend = self._backend
+                if backend == "auto":
+                    backend = auto_backend(source, device=self._device)
+                model = load(source, backend=backend, device=self._device)
             except Exception as exc:
                 raise IndexFolderError(
                     f"cannot load the index's model {source!r} ({exc}); pass the same model "
