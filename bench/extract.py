@@ -27,8 +27,10 @@ ratio (Ray's overhead on one machine).
 plain PyAV decode of every frame of the files (FFmpeg threads on, frames converted to
 RGB arrays, nothing else), (b) ``vsslzoo index DIR`` (the default model; a new index
 takes a clip every second, ``sliding:1``) and (c) ``vsslzoo extract DIR --clips
-sliding:1.0``, each as a fresh command (start-up and model load included), and the
-ratios (b)/(a) and (c)/(a) of each round; three rounds (one with ``--quick``), medians.
+sliding:1.0``, each as a fresh command (start-up and model load included), (d) ``vsslzoo
+index DIR --backend torch`` (the same on PyTorch instead of the ONNX Runtime that the CPU
+default runs), and the ratios to (a) of each round; three rounds (one with ``--quick``),
+medians.
 """
 
 from __future__ import annotations
@@ -223,10 +225,14 @@ def default_model_budget(tmp: Path, rounds: int = 3) -> dict:
         index_s = timed([*cli, "index", str(folder), "-o", str(tmp / f"index{number}")])
         extract_s = timed([*cli, "extract", str(folder), "-o", str(tmp / f"feats{number}"),
                            "--clips", "sliding:1.0"])
+        torch_s = timed([*cli, "index", str(folder), "-o", str(tmp / f"torch{number}"),
+                         "--backend", "torch"])
         per_round.append({"plain_decode_s": round(decode_s, 2), "index_s": round(index_s, 2),
                           "extract_sliding_1_s": round(extract_s, 2),
+                          "index_torch_s": round(torch_s, 2),
                           "index_over_decode": round(index_s / decode_s, 2),
-                          "extract_over_decode": round(extract_s / decode_s, 2)})
+                          "extract_over_decode": round(extract_s / decode_s, 2),
+                          "index_torch_over_decode": round(torch_s / decode_s, 2)})
         print(json.dumps(per_round[-1]), flush=True)
     from vsslzoo.loading import auto_backend
 
@@ -236,7 +242,9 @@ def default_model_budget(tmp: Path, rounds: int = 3) -> dict:
             "median_index_over_decode": statistics.median(
                 r["index_over_decode"] for r in per_round),
             "median_extract_over_decode": statistics.median(
-                r["extract_over_decode"] for r in per_round)}
+                r["extract_over_decode"] for r in per_round),
+            "median_index_torch_over_decode": statistics.median(
+                r["index_torch_over_decode"] for r in per_round)}
 
 
 def ray_side_by_side(tmp: Path, quick: bool = False) -> dict:

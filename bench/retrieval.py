@@ -322,6 +322,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--segment", type=float, default=4.0, help="gallery segment (s)")
     parser.add_argument("--query", type=float, default=2.0, help="query length (s)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA when available)")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                        help="run the models on this backend (onnxruntime: a model that "
+                             "ships its graph, or a `vsslzoo export` folder; the random-init "
+                             "twin runs on torch)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown report")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
@@ -353,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
             lambda paths: np.stack([naive_embedding(p) for p in paths]), segments)}
         twins = set()  # one random-init twin per architecture (they are identical)
         for name in models:
-            model = vsslzoo.load(name, device=args.device)
+            model = vsslzoo.load(name, backend=args.backend, device=args.device)
             devices.add(str(model.device))
             shape = json.dumps([model.config.architecture, model.config.model_args,
                                 str(model.config.preprocess)], sort_keys=True)
@@ -361,6 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
             twins.add(shape)
             for encoder in encoders:
                 label = encoder.config.name or encoder.source
+                if encoder.backend != "torch":
+                    label = f"{label} ({encoder.backend})"
                 label = label if label not in results else f"{label} ({encoder.source})"
                 results[label] = evaluate(lambda p, e=encoder: model_embeddings(e, p), segments)
     counts = {v: sum(v in s.queries for s in segments) for v in VARIANTS}

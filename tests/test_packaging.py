@@ -37,7 +37,7 @@ def test_wheel_maps_training_and_export_into_the_package(tmp_path):
     expected |= {f"vsslzoo/{folder}/{p.relative_to(ROOT / folder).as_posix()}"
                  for folder in ("training", "export") for p in (ROOT / folder).rglob("*.py")}
     expected |= {f"vsslzoo/default_model/{name}"  # the embedded default model
-                 for name in ("config.json", "model.safetensors", "README.md")}
+                 for name in ("config.json", "model.safetensors", "model.onnx", "README.md")}
     missing = sorted(expected - set(names))
     assert not missing, f"files missing from the wheel (pyproject packages?): {missing}"
     top_level = {n.split("/")[0] for n in names}

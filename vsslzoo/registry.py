@@ -314,7 +314,7 @@ _DEFAULT_ENTRY = ZooEntry(
         {'task': 'motion retrieval', 'dataset': 'synthetic motion (8 classes)', 'metric': 'R@1', 'value': 0.167, 'source': 'vsslzoo eval retrieval (bench/RESULTS.md)'},
         {'task': 'pretraining', 'dataset': 'vsslzoo corpus', 'metric': 'NT-Xent loss at step 10', 'value': 3.833, 'source': 'training/RESULTS.md'},
         {'task': 'pretraining', 'dataset': 'vsslzoo corpus', 'metric': 'NT-Xent loss at step 600', 'value': 1.357, 'source': 'training/RESULTS.md'},
-        {'task': 'speed (2-core CPU)', 'dataset': '360p h264', 'metric': 'vsslzoo index time / plain decode time', 'value': 4.02, 'source': 'python bench/extract.py --default-model'},
+        {'task': 'speed (2-core CPU)', 'dataset': '360p h264', 'metric': 'vsslzoo index time / plain decode time', 'value': 1.61, 'source': 'python bench/extract.py --default-model (median of 3 rounds; 1.31 in another run)'},
     ),
 )
 

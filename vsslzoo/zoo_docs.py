@@ -185,6 +185,9 @@ def render_card(config: ModelConfig, entry: registry.ZooEntry | None = None) -> 
                      + (f" at revision `{entry.revision}`" if entry.revision else ""))
         lines.append(f"- sha256 of model.safetensors: `{entry.sha256}`" if entry.sha256
                      else "- sha256: none recorded (no published weights)")
+        if entry.onnx_sha256:
+            lines.append(f"- sha256 of model.onnx (`vsslzoo export` of these weights; the "
+                         f"command line runs it on the CPU): `{entry.onnx_sha256}`")
     out.append("\n".join(lines) + "\n")
     return "\n".join(out)
 
