@@ -73,6 +73,28 @@ def test_every_architecture_exports_with_parity(tmp_path, arch):
     np.testing.assert_allclose(ort_model.embed(clips), model.embed(clips), atol=1e-4)
 
 
+def test_flip_invariant_per_frame_model_exports_with_parity(tmp_path):
+    """What the default model uses (flip-invariant two passes, per-frame statistics)
+    exports with parity, as its shipped graph was made (vsslzoo export)."""
+    import conftest
+
+    saved = conftest.TINY_PREPROCESS
+    conftest.TINY_PREPROCESS = {**EIGHT, "normalize": "frame"}
+    try:
+        make_tiny_folder(tmp_path / "src", flip_invariant=True)
+    finally:
+        conftest.TINY_PREPROCESS = saved
+    model = vsslzoo.load(tmp_path / "src", device="cpu")
+    assert model.preprocess.normalize == "frame" and model.network.flip_invariant
+    report = onnx_export.export_onnx(model, tmp_path / "out")
+    assert all(p.passed and p.max_abs_diff <= 1e-4 for p in report.parity)
+    clips = _clips(model, 2, seed=2)
+    mirrored = np.ascontiguousarray(clips[..., ::-1])
+    ort_model = vsslzoo.load(tmp_path / "out", backend="onnxruntime")
+    np.testing.assert_allclose(ort_model.embed(clips), model.embed(clips), atol=1e-4)
+    np.testing.assert_allclose(ort_model.embed(mirrored), ort_model.embed(clips), atol=1e-4)
+
+
 def test_onnx_file_carries_identity_and_io(exported):
     import onnx
 

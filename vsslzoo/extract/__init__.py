@@ -29,7 +29,7 @@ GPU_BATCH_SIZE = 16
 # On the CPU a batch of R(2+1)D-18 buys little speed (one clip already fills the cores)
 # and costs memory, which grows ~linearly with the batch (bench/cpu_batch.py); a small
 # model such as the default needs a batch to fill the cores: 27 ms a clip in batches
-# of 4, 16 ms in batches of 8 or 16 (bench/RESULTS.md, "CPU batch size").
+# of 4, 16 ms in batches of 8 or 16 (bench/RESULTS.md, "The default model's speed").
 CPU_BATCH_SIZE = 8
 # Clips per message from a decode worker (at most a batch).
 _CHUNK_CLIPS = 8
