@@ -27,9 +27,9 @@ from ..video.sampling import ClipSampling, ClipSpan
 
 GPU_BATCH_SIZE = 16
 # On the CPU a batch of R(2+1)D-18 buys little speed (one clip already fills the cores)
-# and costs memory, which grows ~linearly with the batch (bench/cpu_batch.py); a small
-# model such as the default needs a batch to fill the cores: 27 ms a clip in batches
-# of 4, 16 ms in batches of 8 or 16 (bench/RESULTS.md, "The default model's speed").
+# and costs memory: +5 % clips/s and +0.3 GiB at 8 against 4; a small model such as the
+# default needs a batch to fill the cores: 27 ms a clip in batches of 4, 16 ms in
+# batches of 8 or 16 (bench/RESULTS.md, "CPU batch size").
 CPU_BATCH_SIZE = 8
 # Clips per message from a decode worker (at most a batch).
 _CHUNK_CLIPS = 8
