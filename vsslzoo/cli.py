@@ -1,8 +1,10 @@
 """The ``vsslzoo`` command line.
 
 Subcommands import what they need inside their bodies, so ``vsslzoo --help`` and
-``vsslzoo list`` never import torch; ``index`` and ``extract`` import it in a background
-thread while their decode workers start (``vsslzoo.loading.load_in_background``). Every :class:`~vsslzoo.errors.VsslzooError` is
+``vsslzoo list`` never import torch. ``index``, ``extract`` and ``query`` run the default
+model on ONNX Runtime on the CPU (``--backend auto``); on torch, ``index`` and
+``extract`` import it in a background thread while their decode workers start
+(``vsslzoo.loading.load_in_background``). Every :class:`~vsslzoo.errors.VsslzooError` is
 printed as one line (``Error: ...``) with exit status 1, never as a traceback.
 """
 
