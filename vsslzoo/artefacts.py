@@ -118,10 +118,26 @@ def read_config(folder: str | os.PathLike[str]) -> ModelConfig:
 
 def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors file; a missing, empty, corrupt or truncated file is an error."""
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
+    return _read_safetensors(Path(path), load_file)
+
+
+def check_weights_file(path: str | os.PathLike[str]) -> None:
+    """What :func:`read_weights` says of a missing, empty, corrupt or truncated file, found
+    without torch: the header and the data's extent are read, not the tensors."""
+    from safetensors import safe_open
+
+    def header(name: str):
+        with safe_open(name, framework="numpy") as handle:
+            return handle.keys()
+
+    _read_safetensors(Path(path), header)
+
+
+def _read_safetensors(path: Path, read):
+    from safetensors import SafetensorError
+
     if not path.is_file():
         raise ModelFolderError(
             f"{path} does not exist: the model folder has a config but no weights. "
@@ -130,7 +146,7 @@ def read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if path.stat().st_size == 0:
         raise ModelFolderError(f"{path} is empty (0 bytes). Fix: re-download or re-export it.")
     try:
-        return load_file(str(path))
+        return read(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFolderError(
             f"{path} is corrupt or truncated ({exc}). Fix: re-download or re-export it."

@@ -148,9 +148,13 @@ _BATCH_HELP = ("Clips per model call (default: 16 on a GPU, 8 on the CPU, where 
                "batches cost memory and gain little speed).")
 
 
-_BACKEND_HELP = ("auto: ONNX Runtime for a model that ships its ONNX graph (the default "
-                 "model) on the CPU, else torch; onnxruntime/tensorrt: MODEL is a folder "
-                 "made by `vsslzoo export`.")
+# vsslzoo.loading.BACKENDS_AUTO (not imported: --help stays light)
+_backend_option = click.option(
+    "--backend", type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
+    default="auto", show_default=True,
+    help="auto: ONNX Runtime for a model that ships its ONNX graph (the default model) on "
+         "the CPU, else torch; onnxruntime/tensorrt: MODEL is a folder made by `vsslzoo "
+         "export`.")
 
 
 def _default_workers() -> int:
@@ -210,8 +214,7 @@ def _parse_shard(ctx, param, value):
 @click.option("--pooling", type=click.Choice(["avg", "vcop"]), default="avg", show_default=True,
               help="avg: global average pooling; vcop: 2x3x3 adaptive pooling, flattened.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
-              default="auto", show_default=True, help=_BACKEND_HELP)
+@_backend_option
 @click.option("--recursive/--no-recursive", default=True, show_default=True,
               help="Search folders recursively.")
 @click.option("--commit-every", default=64, show_default=True, type=click.IntRange(min=1),
@@ -323,8 +326,7 @@ def extract_command(inputs, output, model, clips, fmt, batch_size, workers, devi
 @click.option("--device", help="cpu, cuda or cuda:N (default: cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True)
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
-              default="auto", show_default=True, help=_BACKEND_HELP)
+@_backend_option
 @click.option("--commit-every", default=32, show_default=True, type=click.IntRange(min=1),
               help="Videos per database transaction.")
 @_shard_option("Index")
@@ -443,8 +445,7 @@ def _format_time(seconds: float) -> str:
                                         "instead of a file.")
 @click.option("-m", "--model", help="Model to embed the query (must be the index's model).")
 @click.option("--device", help="cpu, cuda or cuda:N.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "tensorrt"]),
-              default="auto", show_default=True, help=_BACKEND_HELP)
+@_backend_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Also write an HTML page with thumbnails of the query and the hits.")
@@ -459,10 +460,8 @@ def query_command(query, index_dir, k, level, start, end, video_ref, model, devi
         raise click.BadParameter(f"{query} does not exist", param_hint="QUERY")
     encoder = None
     if model is not None:
-        from .loading import auto_backend, load
+        from . import load
 
-        if backend == "auto":
-            backend = auto_backend(model, device=device)
         encoder = load(model, backend=backend, device=device)
     with Index.open(index_dir, model=encoder, device=device, backend=backend) as index:
         level = level or ("video" if "video" in index.levels else "clip")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from .backends import BACKENDS
 from .config import CONFIG_FILENAME, WEIGHTS_FILENAME, ModelConfig
 from .encoder import Encoder
 from .errors import ConfigError, ModelFolderError, ModelNotAvailableError, UnknownModelError
@@ -25,6 +26,8 @@ from .hub import HUB_PREFIX, HubRef, download_files
 
 # The model used whenever none is named: shipped inside the package, loads offline.
 DEFAULT_MODEL: str | None = registry.DEFAULT_MODEL
+# what `backend=` takes: "auto" picks one of BACKENDS (auto_backend)
+BACKENDS_AUTO = ("auto", *BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,8 @@ def load(
         name_or_path: a zoo name (``vsslzoo.list_models()``), ``hf-hub:ORG/NAME[@REV]``,
             or a local folder with config.json + model.safetensors.
         backend: "torch" (default), "onnxruntime" (runs the folder's ``model.onnx``
-            written by ``vsslzoo export``; imports no torch) or "tensorrt" (runs the
-            folder's ``model.engine``).
+            written by ``vsslzoo export``; imports no torch), "tensorrt" (runs the
+            folder's ``model.engine``) or "auto" (:func:`auto_backend`).
         device: "cpu", "cuda", "cuda:N"; default: CUDA when available, else CPU.
         precision: "fp32" (default), "bf16" or "fp16" (GPU only), used as autocast.
         revision: Hub branch, tag or commit (overrides a zoo entry's pinned revision).
@@ -191,10 +194,12 @@ def load(
         An :class:`~vsslzoo.encoder.Encoder`: a :class:`~vsslzoo.encoder.VideoEncoder`
         for the torch backend.
     """
-    from .backends import BACKENDS
-
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend not in BACKENDS_AUTO:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of "
+                          f"{', '.join(BACKENDS_AUTO)}")
+    if backend == "auto":
+        backend = auto_backend(name_or_path, device=device, precision=precision,
+                               compile=compile)
     source = resolve_source(name_or_path, revision)
     if backend != "torch":
         return _load_exported(source, backend, device=device, precision=precision,
@@ -262,9 +267,6 @@ def _build_encoder(files: _CheckedFiles, *, device, precision, compile: bool = F
     return encoder
 
 
-BACKENDS_AUTO = ("auto", "torch", "onnxruntime", "tensorrt")
-
-
 def auto_backend(name_or_path: str | os.PathLike[str] | None = None, *,
                  device: str | None = None, precision: str | None = None,
                  compile: bool = False) -> str:
@@ -298,11 +300,9 @@ def auto_backend(name_or_path: str | os.PathLike[str] | None = None, *,
 def load_auto(name_or_path: str | os.PathLike[str] | None = None, *, backend: str = "auto",
               device: str | None = None, precision: str | None = None,
               compile: bool = False):
-    """What the command-line jobs load: ``backend`` "auto" picks :func:`auto_backend`;
-    torch loads in the background (:func:`load_in_background`) unless ``compile``."""
-    if backend not in BACKENDS_AUTO:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of "
-                          f"{', '.join(BACKENDS_AUTO)}")
+    """What the command-line jobs load: :func:`load` (``backend`` "auto" picks
+    :func:`auto_backend`), except that torch loads in the background
+    (:func:`load_in_background`) unless ``compile``."""
     if backend == "auto":
         backend = auto_backend(name_or_path, device=device, precision=precision,
                                compile=compile)
@@ -310,6 +310,7 @@ def load_auto(name_or_path: str | os.PathLike[str] | None = None, *, backend: st
         if compile:
             return load(name_or_path, device=device, precision=precision, compile=True)
         return load_in_background(name_or_path, device=device, precision=precision)
+    # an exported graph's precision is fixed when it is made: fp32 means "as exported"
     return load(name_or_path, backend=backend, device=device,
                 precision=None if precision in (None, "fp32") else precision)
 
@@ -341,6 +342,7 @@ def load_in_background(
         fp16, the model is loaded at once (errors about the GPU come first) and a
         :class:`~vsslzoo.encoder.VideoEncoder` is returned.
     """
+    from .artefacts import check_weights_file, verify_sha256
     from .encoder import _PRECISION_ALIASES
 
     deferrable = (device is None or str(device) == "cpu") and (
@@ -350,34 +352,14 @@ def load_in_background(
                     cache_dir=cache_dir, local_files_only=local_files_only)
     source = resolve_source(name_or_path, revision)
     files = _checked_files(source, cache_dir=cache_dir, local_files_only=local_files_only)
+    check_weights_file(files.weights_path)  # a missing/corrupt file is named before hashing
     if source.entry is not None and source.entry.sha256 is not None:
-        from .artefacts import verify_sha256
-
         verify_sha256(files.weights_path, source.entry.sha256, what=source.text,
                       actual=files.weights_sha256, embedded=files.embedded)
-    _check_weights_header(files.weights_path)
     config = ModelConfig.from_file(files.config_path)
     if source.entry is not None:
         config = _check_against_entry(config, source.entry)
     return LoadingEncoder(config, files, device=device, precision=precision)
-
-
-def _check_weights_header(path: Path) -> None:
-    """What :func:`vsslzoo.artefacts.read_weights` says of a missing, empty or corrupt
-    file, found without torch (the header and the data's extent are read, not the data)."""
-    from safetensors import SafetensorError, safe_open
-
-    if not path.is_file() or path.stat().st_size == 0:
-        from .artefacts import read_weights
-
-        read_weights(path)  # raises the explanatory error
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            handle.keys()
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFolderError(
-            f"{path} is corrupt or truncated ({exc}). Fix: re-download or re-export it."
-        ) from exc
 
 
 class LoadingEncoder(Encoder):

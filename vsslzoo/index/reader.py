@@ -67,13 +67,15 @@ class Index:
     """A read-only view of an index folder. ``Index.open("vsslzoo-index")``."""
 
     def __init__(self, folder: Path, manifest: dict[str, Any], db: MetadataDB,
-                 indices: dict[str, Any], model=None, device: str | None = None) -> None:
+                 indices: dict[str, Any], model=None, device: str | None = None,
+                 backend: str = "torch") -> None:
         self.folder = folder
         self.manifest = manifest
         self.db = db
         self.indices = indices
         self._model = model
         self._device = device
+        self._backend = backend
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
@@ -82,7 +84,7 @@ class Index:
              ) -> Index:
         """Open ``folder``. ``model`` (a VideoEncoder) overrides loading the index's model;
         it must be the same weights. ``backend``: how the index's model is loaded when a
-        query needs it ("auto": :func:`vsslzoo.loading.auto_backend`)."""
+        query needs it (as :func:`vsslzoo.load` takes it; "auto" among them)."""
         folder = Path(folder)
         if not folder.is_dir():
             raise IndexFolderError(
@@ -105,8 +107,7 @@ class Index:
                 factory = manifest.get("factory", {}).get(level) or "Flat"
                 index = vx.build_index(dim, factory, db.iter_vectors(level, dim))
             indices[level] = vx.to_gpus_if_available(index) if use_gpu else index
-        index = cls(folder, manifest, db, indices, device=device)
-        index._backend = backend
+        index = cls(folder, manifest, db, indices, device=device, backend=backend)
         if model is not None:
             index._check_model(model)
             index._model = model
@@ -138,14 +139,11 @@ class Index:
     def model(self):
         """The index's model (loaded on first use)."""
         if self._model is None:
-            from ..loading import auto_backend, load
+            from ..loading import load
 
             source = self.manifest["model"]
             try:
-                backend = self._backend
-                if backend == "auto":
-                    backend = auto_backend(source, device=self._device)
-                model = load(source, backend=backend, device=self._device)
+                model = load(source, backend=self._backend, device=self._device)
             except Exception as exc:
                 raise IndexFolderError(
                     f"cannot load the index's model {source!r} ({exc}); pass the same model "
